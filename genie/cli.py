@@ -13,7 +13,7 @@ import sys
 from genie.errors import GenieError
 
 
-def _train(args: argparse.Namespace, overrides: list[str]) -> None:
+def _train(args: argparse.Namespace) -> None:
     from genie.training.run import train_stage
 
     train_stage(
@@ -21,13 +21,13 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> None:
         config=args.config,
         data=args.data,
         out=args.out,
-        overrides=overrides,
+        overrides=args.overrides,
         resume=args.resume,
         tokenizer=getattr(args, "tokenizer", None),
     )
 
 
-def _export(args: argparse.Namespace, overrides: list[str]) -> None:
+def _export(args: argparse.Namespace) -> None:
     from genie.training.run import export_run
 
     path = export_run(args.run, args.out, checkpoint=args.checkpoint)
@@ -73,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "takes_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
     try:
-        args.func(args, extra) if getattr(args, "takes_overrides", False) else args.func(args)
+        args.func(args)
     except GenieError as err:
         if args.debug:
             raise

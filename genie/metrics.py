@@ -1,0 +1,47 @@
+"""Image-quality metrics on uint8 frames: PSNR and SSIM, per frame, batched on any device."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor
+
+
+def psnr(a: Tensor, b: Tensor, max_value: float = 255.0) -> Tensor:
+    """PSNR in dB between frames a, b [..., H, W, C] (uint8 or float in [0,255]) -> [...].
+
+    Identical frames give +inf; average per-frame values, or clamp, before reporting.
+    """
+    mse = (a.float() - b.float()).pow(2).mean(dim=(-3, -2, -1))
+    return 10 * torch.log10(max_value**2 / mse)
+
+
+def mean_psnr(a: Tensor, b: Tensor, cap: float = 100.0) -> float:
+    """Mean per-frame PSNR with perfect frames capped at `cap` dB (one host sync)."""
+    return float(psnr(a, b).clamp(max=cap).mean())
+
+
+def _gaussian_window(size: int, sigma: float, device) -> Tensor:
+    x = torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return g[:, None] * g[None, :]
+
+
+def ssim(a: Tensor, b: Tensor, max_value: float = 255.0, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """SSIM (Wang et al. 2004; Gaussian window, per channel, 'valid' region) of a, b [..., H, W, C] -> [...]."""
+    lead = a.shape[:-3]
+    x = rearrange(a.float(), "... h w c -> (...) c h w")
+    y = rearrange(b.float(), "... h w c -> (...) c h w")
+    c = x.shape[1]
+    w = _gaussian_window(min(window, x.shape[-1], x.shape[-2]), sigma, x.device).expand(c, 1, -1, -1)
+    c1, c2 = (0.01 * max_value) ** 2, (0.03 * max_value) ** 2
+
+    def blur(t: Tensor) -> Tensor:
+        return F.conv2d(t, w, groups=c)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return s.mean(dim=(-3, -2, -1)).reshape(lead)

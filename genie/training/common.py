@@ -1,0 +1,122 @@
+"""What every stage's training shares: TrainConfig, the optimizer, and the callbacks."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch import nn
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 10_000
+    batch_size: int = 16
+    clip_len: int = 8  # frames per training clip
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
+    warmup_steps: int = 500
+    weight_decay: float = 0.05
+    betas: list = field(default_factory=lambda: [0.9, 0.95])
+    grad_clip: float = 1.0
+    precision: str = "auto"  # auto: bf16-mixed on CUDA, 32-true on CPU
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    strategy: str = "auto"
+    num_workers: int = 2
+    val_fraction: float = 0.1
+    val_every: int = 500  # steps between validations
+    val_batches: int = 8
+    log_every: int = 10
+    ckpt_every: int = 500  # steps between checkpoints (last.ckpt is always kept)
+    seed: int = 0
+    wandb: bool = True  # offline unless WANDB_MODE says otherwise
+    wandb_project: str = "genie"
+    progress_bar: bool = True
+    compile: bool = False  # torch.compile the model (GPU)
+
+
+def resolve_precision(cfg: TrainConfig) -> str:
+    if cfg.precision != "auto":
+        return cfg.precision
+    return "bf16-mixed" if torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda") else "32-true"
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig):
+    """AdamW with weight decay on matrices only, linear warm-up then cosine decay (per step)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        matrix = p.ndim >= 2 and not name.endswith(("pos", "codebook")) and "embedding" not in name
+        (decay if matrix else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = torch.cuda.is_available()
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=fused)
+
+    def schedule(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary name and renames it, so a run killed mid-save
+    still has its previous last.ckpt intact."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+
+
+class Throughput(L.Callback):
+    """Logs samples/s and tokens/s every `every` steps (wall clock, no device sync)."""
+
+    def __init__(self, every: int, tokens_per_sample: int):
+        self.every, self.tokens_per_sample = every, tokens_per_sample
+        self.t0, self.samples = None, 0
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.samples += batch["frames"].shape[0] * trainer.world_size
+        if self.t0 is None:
+            self.t0, self.samples = time.perf_counter(), 0  # the first step includes warm-up
+            return
+        if trainer.global_step % self.every == 0:
+            dt = time.perf_counter() - self.t0
+            rate = self.samples / max(dt, 1e-9)
+            module.log_dict({"perf/samples_per_s": rate, "perf/tokens_per_s": rate * self.tokens_per_sample})
+            self.t0, self.samples = time.perf_counter(), 0
+
+
+def frame_grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
+    """Stack rows of frames (each uint8 [T,H,W,3]) into one uint8 image with padding."""
+    t, h, w, _ = rows[0].shape
+    grid = np.full((len(rows) * (h + pad) + pad, t * (w + pad) + pad, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for i, frame in enumerate(row):
+            y, x = pad + r * (h + pad), pad + i * (w + pad)
+            grid[y : y + h, x : x + w] = frame
+    return grid
+
+
+def save_png(path: Path, rgb: np.ndarray, scale: int = 2) -> None:
+    """Write an RGB uint8 image as PNG, upscaled by nearest neighbour for visibility."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    big = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    cv2.imwrite(str(path), cv2.cvtColor(big, cv2.COLOR_RGB2BGR))

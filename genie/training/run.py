@@ -1,0 +1,188 @@
+"""`genie train` and `genie export`: build a stage's Trainer from a config, run it, export it.
+
+A run folder holds:
+    config.yaml            the resolved config (sections model:, train:) the run was started with
+    run.json               stage, data, genie version
+    checkpoints/last.ckpt  the latest checkpoint (written atomically); --resume continues from it
+    logs/version_N/        CSV metrics (one version per start or resume); wandb/ when enabled
+    samples/               reconstruction grids (recon-latest.png: originals above reconstructions)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genie import __version__
+from genie.config import build_sections, load_yaml, parse_overrides
+from genie.errors import GenieError
+
+
+@dataclass
+class Stage:
+    module: type
+    model_config: type
+
+
+def _stages() -> dict[str, Stage]:
+    from genie.tokenizer import TokenizerConfig
+    from genie.training.tokenizer_module import TokenizerModule
+
+    return {"tokenizer": Stage(TokenizerModule, TokenizerConfig)}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def resolve_config(stage: str, config: str | None, overrides: list[str], out: Path, resume: bool) -> dict[str, Any]:
+    """-> {"model": <model config>, "train": TrainConfig}, from the YAML (or the run's own
+    config.yaml when resuming) plus overrides. On resume only train.* keys may change."""
+    from genie.training.common import TrainConfig
+
+    spec = _stages()[stage]
+    pairs = parse_overrides(overrides)
+    if resume:
+        saved = out / "config.yaml"
+        raw, source = load_yaml(saved), str(saved)
+        changed = [k for k, _ in pairs if not k.startswith("train.")]
+        if changed:
+            raise GenieError(f"{out}: cannot change {changed[0]} when resuming (only train.* keys may change)")
+    else:
+        if config is None:
+            raise GenieError("--config is required to start a run")
+        raw, source = load_yaml(config), str(config)
+    sections = build_sections(raw, {"model": spec.model_config, "train": TrainConfig}, pairs, source)
+    try:
+        spec.module(model=asdict(sections["model"]), train=asdict(sections["train"]))
+    except ValueError as err:
+        raise GenieError(f"{source}: {err}") from None
+    return sections
+
+
+def train_stage(
+    stage: str,
+    config: str | None,
+    data: str,
+    out: str,
+    overrides: list[str] | None = None,
+    resume: bool = False,
+    tokenizer: str | None = None,
+) -> Path:
+    """Train `stage` on `data` into run folder `out`; returns the last checkpoint's path."""
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from genie.training.common import AtomicCheckpointIO, Throughput, resolve_precision
+    from genie.training.data import ClipDataModule
+
+    out = Path(out)
+    last = out / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise GenieError(f"{out}: nothing to resume (no checkpoints/last.ckpt); start it without --resume")
+    if not resume and (last.exists() or (out / "config.yaml").exists()):
+        raise GenieError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
+    sections = resolve_config(stage, config, overrides or [], out, resume)
+    model_cfg, cfg = sections["model"], sections["train"]
+
+    datamodule = ClipDataModule(
+        data, clip_len=cfg.clip_len, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+        val_fraction=cfg.val_fraction, seed=cfg.seed,
+    )
+    datamodule.setup("fit")
+    expected = (model_cfg.height, model_cfg.width, 3)
+    if tuple(datamodule.frame_shape) != expected:
+        raise GenieError(
+            f"{data}: frames are {tuple(datamodule.frame_shape)} but the model expects {expected}; "
+            f"set model.height/model.width or re-ingest with --size"
+        )
+
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = {"model": asdict(model_cfg), "train": asdict(cfg)}
+    _write_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    _write_atomic(out / "run.json", json.dumps({"stage": stage, "data": str(data), "genie_version": __version__}, indent=2))
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = _stages()[stage].module(model=resolved["model"], train=resolved["train"], sample_dir=str(out / "samples"))
+    if cfg.compile:
+        module.model = __import__("torch").compile(module.model)
+    loggers: list = [CSVLogger(str(out), name="logs")]
+    if cfg.wandb:
+        loggers.append(_wandb_logger(out, cfg.wandb_project))
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=out / "checkpoints", filename="step{step:07d}", auto_insert_metric_name=False,
+            every_n_train_steps=cfg.ckpt_every, save_last=True, save_top_k=1,
+        ),
+        Throughput(cfg.log_every, module.tokens_per_sample(model_cfg, cfg.clip_len)),
+        LearningRateMonitor(logging_interval="step"),
+    ]
+    trainer = L.Trainer(
+        max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+        precision=resolve_precision(cfg), gradient_clip_val=cfg.grad_clip or None,
+        log_every_n_steps=cfg.log_every, val_check_interval=min(cfg.val_every, cfg.max_steps),
+        check_val_every_n_epoch=None, limit_val_batches=cfg.val_batches, num_sanity_val_steps=0,
+        logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()], default_root_dir=str(out),
+        enable_progress_bar=cfg.progress_bar, enable_model_summary=False,
+    )
+    if trainer.is_global_zero:
+        print(f"{stage}: {sum(p.numel() for p in module.model.parameters()) / 1e6:.2f}M parameters, "
+              f"{'resuming from ' + str(last) if resume else 'new run'} -> {out}")
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+    trainer.save_checkpoint(last)
+    metrics = trainer.validate(module, datamodule=datamodule, verbose=False)
+    if trainer.is_global_zero and metrics:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics[0].items())
+        print(f"{stage}: step {trainer.global_step}: {shown}")
+    return last
+
+
+def _wandb_logger(out: Path, project: str):
+    """A WandbLogger that resumes the same wandb run id across restarts (offline by default)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    os.environ.setdefault("WANDB_MODE", "offline")
+    id_file = out / "wandb_id.txt"
+    if not id_file.exists():
+        import uuid
+
+        _write_atomic(id_file, uuid.uuid4().hex[:12])
+    return WandbLogger(project=project, save_dir=str(out), name=out.name, id=id_file.read_text().strip(), resume="allow")
+
+
+def export_run(run: str, out: str, checkpoint: str | None = None) -> Path:
+    """Turn run folder `run` (its last or a given checkpoint) into a safetensors bundle at `out`."""
+    import torch
+
+    from genie.bundle import save_bundle
+
+    run_dir = Path(run)
+    meta_file = run_dir / "run.json"
+    if not meta_file.is_file():
+        raise GenieError(f"{run_dir}: not a training run (no run.json); pass the --out folder of `genie train`")
+    meta = json.loads(meta_file.read_text())
+    ckpt_path = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt_path.is_file():
+        raise GenieError(f"{ckpt_path}: checkpoint not found; train the run first (or pass --checkpoint)")
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file
+        raise GenieError(f"{ckpt_path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    hparams = ckpt["hyper_parameters"]
+    module = _stages()[meta["stage"]].module(model=hparams["model"], train=hparams["train"])
+    module.load_state_dict(ckpt["state_dict"])
+    components, weights = module.export()
+    config = {
+        "components": components,
+        "frame_shape": [hparams["model"]["height"], hparams["model"]["width"], 3],
+        "training": {"stage": meta["stage"], "step": ckpt.get("global_step"), "data": meta.get("data")},
+    }
+    return save_bundle(out, config, weights)

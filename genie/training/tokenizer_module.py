@@ -1,0 +1,111 @@
+"""Stage 1: train the VideoTokenizer (reconstruction MSE + VQ losses)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from genie.config import from_dict
+from genie.metrics import psnr, ssim
+from genie.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames, frames_to_float
+from genie.training.common import TrainConfig, frame_grid, make_optimizer, save_png
+
+
+class TokenizerModule(L.LightningModule):
+    """Wraps VideoTokenizer for training; batches are {"frames": uint8 [B,T,H,W,3], ...}.
+
+    `model` and `train` are the config sections as plain dicts (saved in the checkpoint).
+    Reconstruction grids (originals above reconstructions) go to `sample_dir` and to wandb.
+    """
+
+    def __init__(self, model: dict, train: dict, sample_dir: str | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model_config = from_dict(TokenizerConfig, model, "model")
+        self.train_config = from_dict(TrainConfig, train, "train")
+        self.model = VideoTokenizer(self.model_config)
+        self.sample_dir = Path(sample_dir) if sample_dir else None
+        self._val_counts = None
+        self._val_example = None
+
+    def forward(self, frames):
+        return self.model(frames)
+
+    def training_step(self, batch, batch_idx):
+        frames = batch["frames"]
+        recon, vq = self.model(frames)
+        mse = F.mse_loss(recon.float(), frames_to_float(frames))
+        loss = mse + vq.loss
+        self.log_dict(
+            {
+                "train/loss": loss,
+                "train/mse": mse,
+                "train/vq_loss": vq.loss,
+                "train/psnr": 10 * torch.log10(4.0 / mse.detach()),  # pixel range [-1,1] spans 2
+                "train/perplexity": vq.perplexity,
+                "train/usage": vq.usage,
+            },
+            prog_bar=False,
+        )
+        self.log("loss", loss, prog_bar=True, logger=False)
+        return loss
+
+    def on_validation_epoch_start(self):
+        self._val_counts = torch.zeros(self.model_config.codebook_size, device=self.device)
+        self._val_example = None
+
+    def validation_step(self, batch, batch_idx):
+        frames = batch["frames"]
+        recon, vq = self.model(frames)
+        out = float_to_frames(recon)
+        frame_psnr = psnr(out, frames).clamp(max=100.0)
+        frame_ssim = ssim(out, frames)
+        self._val_counts += torch.bincount(vq.indices.flatten(), minlength=self._val_counts.numel())
+        b = frames.shape[0]
+        self.log_dict(
+            {
+                "val/mse": F.mse_loss(recon.float(), frames_to_float(frames)),
+                "val/psnr": frame_psnr.mean(),
+                "val/ssim": frame_ssim.mean(),
+            },
+            batch_size=b,
+            sync_dist=True,
+        )
+        if batch_idx == 0:
+            self._val_example = (frames[:4].cpu(), out[:4].cpu())
+
+    def on_validation_epoch_end(self):
+        counts = self.trainer.strategy.reduce(self._val_counts, reduce_op="sum")
+        self.log("val/codebook_usage", (counts > 0).float().mean(), sync_dist=False)
+        if self._val_example is not None and self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            self.save_recon_grid(*self._val_example)
+
+    def save_recon_grid(self, frames: torch.Tensor, recon: torch.Tensor) -> None:
+        rows = []
+        for original, rebuilt in zip(frames.numpy(), recon.numpy()):
+            rows += [original, rebuilt]
+        grid = frame_grid(rows)
+        step = self.trainer.global_step
+        if self.sample_dir is not None:
+            save_png(self.sample_dir / f"recon-step{step:07d}.png", grid)
+            save_png(self.sample_dir / "recon-latest.png", grid)
+        for logger in self.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                logger.log_image("val/reconstructions", [grid], step=step, caption=["originals above reconstructions"])
+
+    def configure_optimizers(self):
+        return make_optimizer(self.model, self.train_config)
+
+    def export(self) -> tuple[dict, dict]:
+        """-> (bundle components config, weights) for genie.bundle.save_bundle."""
+        weights = {f"tokenizer.{k}": v for k, v in self.model.state_dict().items()}
+        return {"tokenizer": asdict(self.model_config)}, weights
+
+    @staticmethod
+    def tokens_per_sample(model_cfg: TokenizerConfig, clip_len: int) -> int:
+        gh, gw = model_cfg.grid
+        return clip_len * gh * gw

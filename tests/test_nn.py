@@ -1,0 +1,91 @@
+"""The shared building blocks: ST transformer causality and caching, the vector quantizer."""
+
+import torch
+
+from genie.nn import STTransformer, VectorQuantizer
+
+
+def tiny_st(causal=True):
+    torch.manual_seed(0)
+    return STTransformer(dim=32, depth=2, heads=4, causal=causal).eval()
+
+
+def test_changing_a_later_frame_changes_no_earlier_output():
+    model = tiny_st()
+    x = torch.randn(2, 6, 5, 32)
+    y = x.clone()
+    y[:, 3] += torch.randn_like(y[:, 3])  # perturb frame t+1 = 3
+    out_x, out_y = model(x), model(y)
+    assert torch.equal(out_x[:, :3], out_y[:, :3])  # frames <= t untouched, bit for bit
+    assert not torch.allclose(out_x[:, 3:], out_y[:, 3:])  # frame 3 and later do change
+
+
+def test_spatial_attention_mixes_patches_within_a_frame():
+    model = tiny_st()
+    x = torch.randn(1, 2, 5, 32)
+    y = x.clone()
+    y[:, 0, 0] += torch.randn(32)  # one patch of frame 0
+    diff = (model(x) - model(y)).abs().amax(dim=-1)  # [1, T, N]
+    assert (diff[0, 0, 1:] > 0).all()  # every other patch of frame 0 sees it
+
+
+def test_cached_frame_by_frame_equals_full_sequence():
+    model = tiny_st()
+    x = torch.randn(2, 7, 5, 32)
+    full = model(x)
+    cache = model.new_cache(window=16)
+    steps = [model(x[:, :3], cache=cache, update_cache=True)]  # a prompt of 3 frames
+    steps += [model(x[:, t : t + 1], cache=cache, update_cache=True) for t in range(3, 7)]
+    assert cache.pos == 7 and len(cache) == 7
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_cache_is_only_updated_when_asked_and_slides():
+    model = tiny_st()
+    cache = model.new_cache(window=3)
+    x = torch.randn(1, 5, 4, 32)
+    model(x[:, :1], cache=cache, update_cache=False)
+    assert len(cache) == 0 and cache.pos == 0
+    for t in range(5):
+        model(x[:, t : t + 1], cache=cache, update_cache=True)
+    assert len(cache) == 3 and cache.pos == 5  # oldest frames dropped, positions keep counting
+
+
+def test_quantizer_returns_codes_and_straight_through_gradients():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(dim=16, codebook_size=8, code_dim=4)
+    x = torch.randn(3, 10, 16, requires_grad=True)
+    out = vq(x)
+    assert out.quantized.shape == x.shape and out.indices.shape == (3, 10)
+    assert out.indices.dtype == torch.int64 and int(out.indices.max()) < 8
+    (out.quantized.sum() + out.loss).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # gradients pass the argmax
+    torch.testing.assert_close(vq.embed(out.indices), out.quantized, atol=1e-5, rtol=1e-5)
+
+
+def collapsed_quantizer(restart_every):
+    """A quantizer whose codes are all identical, so every input picks code 0."""
+    torch.manual_seed(0)
+    vq = VectorQuantizer(dim=8, codebook_size=16, code_dim=4, restart_every=restart_every)
+    with torch.no_grad():
+        vq.codebook.data[:] = torch.tensor([1.0, 0, 0, 0])
+    return vq
+
+
+def test_dead_code_restart_revives_unused_codes():
+    vq = collapsed_quantizer(restart_every=5)
+    data = torch.randn(512, 8)
+    assert vq.eval()(data).indices.unique().numel() == 1
+    vq.train()
+    for _ in range(6):
+        vq(data)
+    assert vq.eval()(data).indices.unique().numel() >= 12  # restarted codes now win inputs
+
+
+def test_without_restarts_dead_codes_stay_dead():
+    vq = collapsed_quantizer(restart_every=0)
+    data = torch.randn(512, 8)
+    vq.train()
+    for _ in range(6):
+        vq(data)
+    assert vq.eval()(data).indices.unique().numel() == 1
