@@ -1,0 +1,105 @@
+"""The data subcommands of `genie`: record, ingest, data inspect."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from genie.errors import GenieError
+
+
+def _record(args: argparse.Namespace) -> None:
+    from data_pipeline.record import record
+
+    for flag in ("episodes", "max_steps", "workers", "size", "frames_per_shard"):
+        if getattr(args, flag) < 1:
+            raise GenieError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    if args.sticky_mean is not None and args.sticky_mean < 1:
+        raise GenieError(
+            f"--sticky-mean must be >= 1 (1 = a new random action every step), got {args.sticky_mean}"
+        )
+    kwargs = dict(size=args.size, frames_per_shard=args.frames_per_shard)
+    if args.sticky_mean is not None:
+        kwargs["sticky_mean"] = args.sticky_mean
+    if args.env == "coinrun":
+        kwargs.update(start_level=args.start_level, num_levels=args.num_levels, distribution_mode=args.mode)
+    else:
+        from data_pipeline.synthetic import check_size
+
+        check_size(args.size)
+    print(f"recording {args.episodes} {args.env} episodes (<= {args.max_steps} frames) into {args.out}")
+    stats = record(
+        args.env, args.out, args.episodes, args.max_steps, seed=args.seed, workers=args.workers, **kwargs
+    )
+    print(
+        f"recorded {stats.episodes} episodes, {stats.frames} frames in {stats.seconds:.1f} s "
+        f"({stats.frames_per_second:.0f} frames/s) -> {len(stats.shards)} shards in {args.out}"
+    )
+
+
+def _ingest(args: argparse.Namespace) -> None:
+    from data_pipeline.ingest import ingest
+
+    if args.size < 1:
+        raise GenieError(f"--size must be >= 1, got {args.size}")
+    if args.fps is not None and not args.fps > 0:
+        raise GenieError(f"--fps must be > 0, got {args.fps}")
+    paths = ingest(args.paths, args.out, size=args.size, fps=args.fps, convert=args.convert)
+    print(f"ingested {len(paths)} episodes into {args.out}")
+
+
+def _inspect(args: argparse.Namespace) -> None:
+    from data_pipeline.inspect import format_inspection, inspect_data
+
+    d = inspect_data(args.data)
+    print(json.dumps(d, indent=2) if args.json else format_inspection(d))
+
+
+def register_data_commands(sub) -> None:
+    """Add `record`, `ingest` and `data inspect` to the `genie` subparsers `sub`."""
+    rec = sub.add_parser("record", help="record gameplay footage (CoinRun or the synthetic game) into shards")
+    rec.add_argument("--env", choices=["coinrun", "synthetic"], required=True)
+    rec.add_argument("--episodes", type=int, required=True, help="number of episodes to record")
+    rec.add_argument("--max-steps", type=int, required=True, help="frames per episode at most")
+    rec.add_argument("--out", required=True, help="data folder (created if missing)")
+    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument(
+        "--workers", type=int, default=1, help="recording processes (each writes its own shards)"
+    )
+    rec.add_argument("--size", type=int, default=64, help="frame height and width (default 64)")
+    rec.add_argument("--start-level", type=int, default=0, help="coinrun: first level seed")
+    rec.add_argument(
+        "--num-levels", type=int, default=0, help="coinrun: number of level seeds (0: unlimited)"
+    )
+    rec.add_argument("--mode", default="hard", choices=["easy", "hard"], help="coinrun distribution mode")
+    rec.add_argument(
+        "--sticky-mean", type=float, help="mean frames a random action is held (coinrun 4, synthetic 2)"
+    )
+    rec.add_argument(
+        "--frames-per-shard", type=int, default=10_000, help="start a new shard after this many frames"
+    )
+    rec.set_defaults(func=_record)
+
+    ing = sub.add_parser("ingest", help="turn videos, GIFs or folders of frames into shards")
+    ing.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="video (.mp4 .avi .webm .mov .mkv), .gif, or folder of .png/.jpg",
+    )
+    ing.add_argument("--out", required=True, help="data folder (created if missing)")
+    ing.add_argument("--size", type=int, default=64, help="frame height and width (default 64)")
+    ing.add_argument("--fps", type=float, help="frame rate (default: the video's own; 15 for folders)")
+    ing.add_argument(
+        "--convert", action="store_true", help="convert gray / RGBA / 16-bit frames instead of refusing them"
+    )
+    ing.set_defaults(func=_ingest)
+
+    data = sub.add_parser("data", help="dataset tools (inspect)")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    insp = data_sub.add_parser(
+        "inspect", help="episodes, frames, resolution, fps, sources, size of a dataset"
+    )
+    insp.add_argument("data", help="a .h5 shard or a folder of shards")
+    insp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    insp.set_defaults(func=_inspect)

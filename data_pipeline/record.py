@@ -1,0 +1,132 @@
+"""`genie record`: run a footage source (synthetic game or CoinRun) in one or more worker processes.
+
+Each worker records its share of the episodes with its own seed into its own shard files
+`OUT/<env>-s<seed>[-w<k>]-NNNNN.h5`, so workers never share a file and a rerun with the same
+seed refuses to overwrite earlier shards.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from data_pipeline.shards import check_free
+
+
+class StickyRandomPolicy:
+    """Random actions held for a random number of steps, vectorised over B envs.
+
+    Each env picks an action from `probs` (float [A], sums to 1) and holds it for a geometric
+    number of steps with mean `mean` (>= 1; mean 1 means a fresh action every step).
+    Calling the policy returns the next actions int64 [B].
+    """
+
+    def __init__(self, num_envs: int, probs, mean: float, rng: np.random.Generator):
+        self.probs = np.asarray(probs, dtype=np.float64) / np.sum(probs)
+        self.mean, self.rng = max(float(mean), 1.0), rng
+        self.actions = np.zeros(num_envs, dtype=np.int64)
+        self.left = np.zeros(num_envs, dtype=np.int64)  # steps left to hold the current action
+
+    def __call__(self) -> np.ndarray:
+        new = self.left <= 0
+        n = int(new.sum())
+        if n:
+            self.actions[new] = self.rng.choice(len(self.probs), size=n, p=self.probs)
+            self.left[new] = self.rng.geometric(1.0 / self.mean, size=n)
+        self.left -= 1
+        return self.actions.copy()
+
+
+@dataclass
+class RecordStats:
+    """What a recording produced."""
+
+    episodes: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    shards: list[Path] = field(default_factory=list)
+
+    def add(self, other) -> None:
+        """Add another RecordStats, or a finished ShardSetWriter's counts."""
+        self.episodes += getattr(other, "episodes", getattr(other, "num_episodes", 0))
+        self.frames += getattr(other, "frames", getattr(other, "num_frames", 0))
+        self.shards += list(getattr(other, "shards", getattr(other, "paths", [])))
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / max(self.seconds, 1e-9)
+
+
+def shard_logger(log, total_episodes: int):
+    """An on_shard callback printing one progress line per finished shard."""
+    if log is None:
+        return None
+    done = [0]
+
+    def on_shard(path: Path, episodes: int, frames: int) -> None:
+        done[0] += episodes
+        log(
+            f"  wrote {path.name}: {episodes} episodes, {frames} frames ({done[0]}/{total_episodes} episodes)"
+        )
+
+    return on_shard
+
+
+def _record_fn(env: str):
+    if env == "synthetic":
+        from data_pipeline.synthetic import record_synthetic
+
+        return record_synthetic
+    if env == "coinrun":
+        from data_pipeline.coinrun import check_procgen, record_coinrun
+
+        check_procgen()
+        return record_coinrun
+    raise ValueError(f"unknown env {env!r}")
+
+
+def _worker(env: str, kwargs: dict) -> RecordStats:
+    return _record_fn(env)(**kwargs)
+
+
+def record(
+    env: str,
+    out: str | Path,
+    episodes: int,
+    max_steps: int,
+    seed: int = 0,
+    workers: int = 1,
+    log=print,
+    **env_kwargs,
+) -> RecordStats:
+    """Record `episodes` episodes of at most `max_steps` frames from `env` ("synthetic" or
+    "coinrun") into shards under `out`, split over `workers` processes. `env_kwargs` go to
+    record_synthetic / record_coinrun (size, sticky_mean, frames_per_shard, start_level, ...)."""
+    out = Path(out)
+    prefix = f"{env}-s{seed}"
+    check_free(out, prefix)
+    _record_fn(env)  # fail fast (e.g. procgen missing) before starting workers
+    out.mkdir(parents=True, exist_ok=True)
+    workers = max(1, min(workers, episodes))
+    shares = np.diff(np.linspace(0, episodes, workers + 1).round().astype(int))
+    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(workers)]
+    jobs = [
+        dict(out=out, prefix=prefix if workers == 1 else f"{prefix}-w{k}", episodes=int(n), max_steps=max_steps,
+             seed=seeds[k], log=log, **env_kwargs)
+        for k, n in enumerate(shares)
+    ]  # fmt: skip
+    start, stats = time.perf_counter(), RecordStats()
+    if workers == 1:
+        stats.add(_worker(env, jobs[0]))
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            for result in pool.map(_worker, [env] * workers, jobs):
+                stats.add(result)
+    stats.seconds = time.perf_counter() - start
+    stats.shards.sort()
+    return stats

@@ -1,0 +1,334 @@
+"""The dataset shard format: one HDF5 file of frames, episode ranges and (optionally) true actions.
+
+A shard `*.h5` holds
+  frames    uint8 [N, H, W, 3] RGB, chunked along time, gzip-compressed
+  episodes  int64 [E, 2]       (start, end) row ranges into `frames`, end exclusive
+  actions   int16 [N]          optional true actions, -1 where unknown (used by evaluation only);
+                               actions[t] is the action taken between frame t and frame t+1
+  attrs     fps (float), source (str), version (int, = SHARD_VERSION), action_names (json, optional)
+
+Writers write to `<path>.tmp-<pid>` and rename atomically on success, so a crash never leaves a
+half shard that looks whole, and never replaces an existing shard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from genie.errors import GenieError
+
+SHARD_VERSION = 1
+# gzip level 4 vs lzf on 64x64 CoinRun footage in 16-frame chunks: 8.4x vs 3.1x smaller than raw
+# (synthetic game: 27x vs 2x), random 16-frame clip reads as fast or faster, writes ~110 vs ~200 MB/s.
+# benchmarks/bench_data.py --compare-compression measures both.
+COMPRESSION, COMPRESSION_LEVEL = "gzip", 4
+CHUNK_BYTES = 1 << 20  # frames per chunk: up to 16, at most ~1 MiB uncompressed (h5py's chunk cache)
+
+
+def _chunk_frames(frame_shape: tuple[int, ...]) -> int:
+    return int(np.clip(CHUNK_BYTES // int(np.prod(frame_shape)), 1, 16))
+
+
+class ShardWriter:
+    """Stream episodes into one shard file; use as a context manager.
+
+        with ShardWriter("data/x.h5", fps=15, source="synthetic") as w:
+            w.add_episode(frames)            # uint8 [T, H, W, 3] RGB
+            w.add_episode(frames, actions)   # actions int [T], -1 where unknown
+
+    Long episodes can be streamed with `append(frames, actions)` ... `end_episode()`.
+    On a clean exit the temp file is renamed to `path`; on an exception it is deleted.
+    A writer that received no frames writes no file. Refuses to replace an existing `path`.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        source: str,
+        action_names: list[str] | None = None,
+        compression: str | None = COMPRESSION,
+        compression_level: int | None = COMPRESSION_LEVEL,
+    ):
+        self.path = Path(path)
+        if self.path.exists():
+            raise GenieError(f"{self.path} already exists; pass another --out (shards are never overwritten)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_path = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self.fps, self.source, self.action_names = float(fps), str(source), action_names
+        self.compression, self.compression_level = compression, compression_level
+        self.num_frames = 0
+        self.episodes: list[tuple[int, int]] = []
+        self._episode_start = 0
+        self._file = h5py.File(self.tmp_path, "w")
+        self._frames: h5py.Dataset | None = None
+        self._actions: h5py.Dataset | None = None
+        self.closed = False
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def add_episode(self, frames: np.ndarray, actions: np.ndarray | None = None) -> None:
+        """Append one whole episode: frames uint8 [T, H, W, 3], actions int [T] or None."""
+        self.append(frames, actions)
+        self.end_episode()
+
+    def append(self, frames: np.ndarray, actions: np.ndarray | None = None) -> None:
+        """Append frames (uint8 [T, H, W, 3]) to the episode in progress; actions int [T] or None."""
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
+        if actions is not None and np.shape(actions) != frames.shape[:1]:
+            raise ValueError(f"actions must have shape {frames.shape[:1]}, got {np.shape(actions)}")
+        if self._frames is None:
+            shape = frames.shape[1:]
+            self._frames = self._file.create_dataset(
+                "frames",
+                shape=(0, *shape),
+                maxshape=(None, *shape),
+                dtype=np.uint8,
+                chunks=(_chunk_frames(shape), *shape),
+                compression=self.compression,
+                compression_opts=self.compression_level if self.compression == "gzip" else None,
+            )
+        elif frames.shape[1:] != self._frames.shape[1:]:
+            raise ValueError(
+                f"frame shape {frames.shape[1:]} differs from {self._frames.shape[1:]} in this shard"
+            )
+        n0, n1 = self.num_frames, self.num_frames + len(frames)
+        self._frames.resize(n1, axis=0)
+        self._frames[n0:n1] = frames
+        if actions is not None and self._actions is None:
+            self._actions = self._file.create_dataset(
+                "actions", shape=(n0,), maxshape=(None,), dtype=np.int16, chunks=(4096,), fillvalue=-1
+            )
+            self._actions[:] = -1  # rows written before the first known action
+        if self._actions is not None:
+            self._actions.resize(n1, axis=0)
+            self._actions[n0:n1] = -1 if actions is None else np.asarray(actions, dtype=np.int16)
+        self.num_frames = n1
+
+    def end_episode(self) -> None:
+        """Close the episode in progress (a no-op if it has no frames)."""
+        if self.num_frames > self._episode_start:
+            self.episodes.append((self._episode_start, self.num_frames))
+        self._episode_start = self.num_frames
+
+    def close(self) -> Path | None:
+        """Finish the shard and rename it into place; returns its path (None if nothing was written)."""
+        if self.closed:
+            return self.path if self.path.exists() else None
+        self.end_episode()
+        if not self.episodes:
+            self.abort()
+            return None
+        try:
+            f = self._file
+            f.create_dataset("episodes", data=np.asarray(self.episodes, dtype=np.int64).reshape(-1, 2))
+            f.attrs.update({"fps": self.fps, "source": self.source, "version": SHARD_VERSION})
+            if self.action_names is not None:
+                f.attrs["action_names"] = json.dumps(list(self.action_names))
+            f.close()
+            if self.path.exists():
+                raise GenieError(f"{self.path} appeared while writing it; pass another --out")
+            os.replace(self.tmp_path, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self.closed = True
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written: close and delete the temp file (the target path is untouched)."""
+        self.closed = True
+        try:
+            self._file.close()
+        finally:
+            self.tmp_path.unlink(missing_ok=True)
+
+
+class ShardSetWriter:
+    """Write episodes into `out_dir/<prefix>-00000.h5`, `-00001.h5`, ... rolling over to a new shard
+    once the current one holds >= frames_per_shard frames; an episode is never split across shards.
+
+    Completed shards are final as soon as they roll over; on an exception only the shard in
+    progress is dropped. `on_shard(path, num_episodes, num_frames)` is called after each shard.
+    Refuses to start if `<prefix>-*.h5` files already exist in out_dir.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        prefix: str,
+        fps: float,
+        source: str,
+        action_names: list[str] | None = None,
+        frames_per_shard: int = 10_000,
+        on_shard=None,
+    ):
+        self.out_dir, self.prefix = Path(out_dir), prefix
+        check_free(self.out_dir, prefix)
+        self.kwargs = dict(fps=fps, source=source, action_names=action_names)
+        self.frames_per_shard, self.on_shard = int(frames_per_shard), on_shard
+        self.paths: list[Path] = []
+        self.num_frames = self.num_episodes = 0
+        self._writer: ShardWriter | None = None
+
+    def __enter__(self) -> ShardSetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._writer is not None:
+            self._writer.abort()
+
+    def add_episode(self, frames: np.ndarray, actions: np.ndarray | None = None) -> None:
+        """Append one episode: frames uint8 [T, H, W, 3], actions int [T] or None."""
+        if self._writer is None:
+            path = self.out_dir / f"{self.prefix}-{len(self.paths):05d}.h5"
+            self._writer = ShardWriter(path, **self.kwargs)
+        self._writer.add_episode(frames, actions)
+        self.num_frames += len(frames)
+        self.num_episodes += 1
+        if self._writer.num_frames >= self.frames_per_shard:
+            self._finish_shard()
+
+    def _finish_shard(self) -> None:
+        w, self._writer = self._writer, None
+        if w is not None and (path := w.close()) is not None:
+            self.paths.append(path)
+            if self.on_shard is not None:
+                self.on_shard(path, len(w.episodes), w.num_frames)
+
+    def close(self) -> list[Path]:
+        """Finish the shard in progress; returns all shard paths written."""
+        self._finish_shard()
+        return self.paths
+
+
+def check_free(out_dir: Path, prefix: str) -> None:
+    """GenieError if `out_dir` already holds shards named `<prefix>-*.h5` (never clobber data)."""
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise GenieError(f"--out {out_dir} is a file; pass a folder for the shards")
+    taken = sorted(Path(out_dir).glob(f"{prefix}-*.h5"))
+    if taken:
+        raise GenieError(
+            f"{out_dir} already has shards named {prefix}-*.h5 (e.g. {taken[0].name}); "
+            "pass another --out (or another --seed) instead of overwriting them"
+        )
+
+
+@dataclass
+class ShardInfo:
+    """What `read_shard_info` found in a valid shard (no frames are read)."""
+
+    path: Path
+    num_frames: int
+    episodes: np.ndarray  # int64 [E, 2] (start, end) rows, end exclusive
+    frame_shape: tuple[int, int, int]  # (H, W, 3)
+    fps: float
+    source: str
+    has_actions: bool
+    version: int
+    nbytes: int  # size on disk
+    action_names: list[str] | None = None
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        return self.episodes[:, 1] - self.episodes[:, 0]
+
+
+def read_shard_info(path: str | Path) -> ShardInfo:
+    """Open and validate a shard; GenieError naming the file if it is missing, not HDF5, truncated,
+    has missing or malformed datasets, bad episode ranges, or was written by a newer version."""
+    path = Path(path)
+    fix = "re-record or re-ingest it (or delete it)"
+    if not path.is_file():
+        raise GenieError(f"shard {path} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        detail = re.search(
+            r"\(([^,)]*)", str(err)
+        )  # e.g. "(file signature not found)", "(truncated file: ..."
+        reason = detail.group(1) if detail else str(err)
+        raise GenieError(
+            f"{path} is not a readable HDF5 shard ({reason}: corrupt or truncated); {fix}"
+        ) from None
+    with f:
+        try:
+            return _validate(path, f, fix)
+        except (KeyError, OSError, TypeError, ValueError) as err:
+            raise GenieError(f"{path} is a damaged shard ({err}); {fix}") from None
+
+
+def _validate(path: Path, f: h5py.File, fix: str) -> ShardInfo:
+    def bad(problem: str) -> GenieError:
+        return GenieError(f"{path} is not a valid genie shard: {problem}; {fix}")
+
+    version = f.attrs.get("version")
+    if version is None:
+        raise bad("no 'version' attribute")
+    if int(version) > SHARD_VERSION:
+        raise GenieError(
+            f"{path} is shard version {int(version)}, newer than this genie reads ({SHARD_VERSION}); upgrade genie"
+        )
+    for name in ("frames", "episodes"):
+        if not isinstance(f.get(name), h5py.Dataset):
+            raise bad(f"missing dataset '{name}'")
+    frames, episodes = f["frames"], f["episodes"]
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise bad(f"'frames' must be uint8 [N, H, W, 3], found {frames.dtype} {frames.shape}")
+    if episodes.dtype.kind not in "iu" or episodes.ndim != 2 or episodes.shape[1] != 2:
+        raise bad(f"'episodes' must be int [E, 2], found {episodes.dtype} {episodes.shape}")
+    n, eps = frames.shape[0], episodes[()].astype(np.int64)
+    if len(eps) and ((eps[:, 0] < 0).any() or (eps[:, 1] <= eps[:, 0]).any() or (eps[:, 1] > n).any()):
+        raise bad(f"episode ranges outside 0..{n} or empty")
+    has_actions = "actions" in f
+    if has_actions and (f["actions"].dtype.kind not in "iu" or f["actions"].shape != (n,)):
+        raise bad(f"'actions' must be int [{n}], found {f['actions'].dtype} {f['actions'].shape}")
+    fps = float(f.attrs.get("fps", 0))
+    if not fps > 0:
+        raise bad("missing or non-positive 'fps' attribute")
+    names = f.attrs.get("action_names")
+    return ShardInfo(
+        path=path,
+        num_frames=int(n),
+        episodes=eps,
+        frame_shape=tuple(int(s) for s in frames.shape[1:]),
+        fps=fps,
+        source=str(f.attrs.get("source", "")),
+        has_actions=has_actions,
+        version=int(version),
+        nbytes=path.stat().st_size,
+        action_names=json.loads(names) if names is not None else None,
+    )
+
+
+def find_shards(data: str | Path) -> list[Path]:
+    """`data` is one .h5 shard or a folder searched recursively for *.h5; returns sorted paths."""
+    data = Path(data)
+    hint = "record or ingest footage first: genie record ... / genie ingest ..."
+    if data.is_file():
+        if data.suffix != ".h5":
+            raise GenieError(f"{data} is not a shard (*.h5); pass a shard or a folder of shards")
+        return [data]
+    if not data.is_dir():
+        raise GenieError(f"{data} does not exist; {hint}")
+    shards = sorted(p for p in data.rglob("*.h5") if p.is_file())
+    if not shards:
+        raise GenieError(f"no shards (*.h5) in {data}; {hint}")
+    return shards

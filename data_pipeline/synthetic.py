@@ -1,0 +1,176 @@
+"""A tiny grid game with 8 known actions, vectorised over many games (pure numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genie.errors import GenieError
+
+ACTION_NAMES = ["noop", "left", "right", "up", "down", "turn-cw", "turn-ccw", "swap-colour"]
+# facing: 0 left, 1 right, 2 up, 3 down. Per action: (dy, dx) move in cells, facing set (-1 keep)
+_MOVES = np.array([(0, 0), (0, -1), (0, 1), (-1, 0), (1, 0), (0, 0), (0, 0), (0, 0)])
+_FACING = np.array([-1, 0, 1, 2, 3, -1, -1, -1])
+_CW, _CCW = np.array([2, 3, 1, 0]), np.array([3, 2, 0, 1])  # facing after a turn, indexed by facing
+_SPRITE_COLOURS = np.array([(235, 40, 40), (250, 215, 30)], dtype=np.uint8)  # red, yellow
+_NOSE = np.array((255, 255, 255), dtype=np.uint8)
+_BUMP = np.array((90, 220, 255), dtype=np.uint8)  # a wall cell flashes cyan when bumped into
+
+
+def check_size(size: int, grid: int = 16) -> None:
+    """GenieError unless `size` gives whole cells of at least 2 px on a `grid` x `grid` board."""
+    if size % grid or size < 2 * grid:
+        raise GenieError(
+            f"synthetic game --size {size} must be a multiple of {grid} and >= {2 * grid}, e.g. 64"
+        )
+
+
+class SyntheticGame:
+    """B independent games on a G x G grid of cells, rendered to uint8 [B, H, W, 3] RGB frames.
+
+    ## Screen
+    A dark textured background (per-episode colours, 2-cell checker tiles and fixed pixel noise),
+    light-grey brick walls (a border ring plus a few random segments), and a one-cell sprite that
+    is red or yellow with a white "nose" strip on the side it faces. Default 64x64 (16x16 cells of
+    4 px); `size` must be a multiple of `grid` with cells of at least 2 px.
+
+    ## Actions (ACTION_NAMES)
+    0 noop. 1 left, 2 right, 3 up, 4 down: move one cell and face that way; a move into a wall
+    does not happen: the sprite turns and the wall cell flashes cyan for one frame. 5 turn-cw, 6 turn-ccw: turn a quarter in place.
+    7 swap-colour: red <-> yellow. The set is symmetric, so a uniform policy does not drift.
+    `step(a)` applies a to the state shown by the previous frame and returns the next frame, so
+    a_t changes frame t+1 and nothing before it. From any state the 8 next frames differ pairwise.
+
+    ## Episodes
+    `reset()` draws new walls, textures, start cell, facing and colour for every game from the
+    game's own numpy Generator (deterministic under `seed`). There are no rewards or terminations;
+    episodes last as long as the caller steps them.
+    """
+
+    action_names = ACTION_NAMES
+    num_actions = len(ACTION_NAMES)
+
+    def __init__(self, num_games: int = 1, size: int = 64, grid: int = 16, seed: int | None = 0):
+        check_size(size, grid)
+        self.num_games, self.size, self.grid, self.cell = num_games, size, grid, size // grid
+        self.rng = np.random.default_rng(seed)
+        c = self.cell
+        # pixel offsets of the nose strip inside a cell, per facing: [4, c] rows and cols
+        edge, span = np.full(c, 0), np.arange(c)
+        self._nose_dy = np.stack([span, span, edge, edge + c - 1])
+        self._nose_dx = np.stack([edge, edge + c - 1, span, span])
+        self.reset()
+
+    def reset(self) -> np.ndarray:
+        """Start a new episode in every game; returns the first frames uint8 [B, H, W, 3]."""
+        b, g, rng = self.num_games, self.grid, self.rng
+        yy, xx = np.mgrid[:g, :g]
+        walls = np.zeros((b, g, g), dtype=bool)
+        walls[:, [0, -1], :] = walls[:, :, [0, -1]] = True
+        for _ in range(5):  # five random wall segments per game (vectorised over games)
+            vertical = rng.random(b) < 0.5
+            length = rng.integers(2, g // 3 + 1, b)
+            h, w = np.where(vertical, length, 1), np.where(vertical, 1, length)
+            y0, x0 = rng.integers(1, g - 1, b), rng.integers(1, g - 1, b)
+            seg = (yy >= y0[:, None, None]) & (yy < (y0 + h)[:, None, None])
+            walls |= seg & (xx >= x0[:, None, None]) & (xx < (x0 + w)[:, None, None])
+        self.walls = walls  # bool [B, G, G]
+        # start on a random free cell: argmax of noise over free cells
+        score = np.where(walls, -1.0, rng.random((b, g, g))).reshape(b, -1).argmax(1)
+        self.pos = np.stack([score // g, score % g], axis=1)  # int [B, 2] (y, x) cell
+        self.facing = rng.integers(0, 4, b)
+        self.colour = rng.integers(0, 2, b)
+        self.bumped = np.zeros(b, dtype=bool)  # did the last move hit a wall (at cell self.bump)?
+        self.bump = self.pos.copy()
+        self.background = self._draw_background()  # uint8 [B, H, W, 3], walls included
+        return self.render()
+
+    def _draw_background(self) -> np.ndarray:
+        b, s, c, rng = self.num_games, self.size, self.cell, self.rng
+        base = rng.integers(20, 90, (b, 1, 1, 3))
+        tile = rng.integers(-25, 26, (b, 1, 1, 3))
+        py, px = np.mgrid[:s, :s]
+        checker = (((py // (2 * c)) + (px // (2 * c))) % 2)[None, :, :, None]  # [1, H, W, 1]
+        noise = rng.integers(-10, 11, (b, s, s, 1))
+        img = base + checker * tile + noise
+        wall_px = self.walls.repeat(c, axis=1).repeat(c, axis=2)[..., None]  # [B, H, W, 1]
+        mortar = ((py % c == 0) | (px % c == 0))[None, :, :, None]
+        wall_rgb = rng.integers(165, 215, (b, 1, 1, 1)) - 45 * mortar
+        img = np.where(wall_px, wall_rgb, img)
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    def render(self) -> np.ndarray:
+        """The current frames: uint8 [B, H, W, 3] RGB."""
+        c, frames = self.cell, self.background.copy()
+        bi = np.arange(self.num_games)
+        top, left = self.pos[:, 0] * c, self.pos[:, 1] * c  # [B] pixel corner of the sprite cell
+        rows = top[:, None] + np.arange(c)  # [B, c]
+        cols = left[:, None] + np.arange(c)
+        frames[bi[:, None, None], rows[:, :, None], cols[:, None, :]] = _SPRITE_COLOURS[self.colour][
+            :, None, None
+        ]
+        if c >= 2:
+            ny = top[:, None] + self._nose_dy[self.facing]  # [B, c]
+            nx = left[:, None] + self._nose_dx[self.facing]
+            frames[bi[:, None], ny, nx] = _NOSE
+        hit = bi[self.bumped]
+        if len(hit):
+            rows = self.bump[hit, 0, None] * c + np.arange(c)  # [b_hit, c]
+            cols = self.bump[hit, 1, None] * c + np.arange(c)
+            frames[hit[:, None, None], rows[:, :, None], cols[:, None, :]] = _BUMP
+        return frames
+
+    def step(self, actions: np.ndarray) -> np.ndarray:
+        """Apply actions int [B] in 0..7; returns the next frames uint8 [B, H, W, 3]."""
+        actions = np.asarray(actions)
+        target = self.pos + _MOVES[actions]
+        blocked = self.walls[np.arange(self.num_games), target[:, 0], target[:, 1]]
+        self.pos = np.where(blocked[:, None], self.pos, target)
+        self.bumped, self.bump = blocked, target
+        facing = np.where(_FACING[actions] >= 0, _FACING[actions], self.facing)
+        facing = np.where(actions == 5, _CW[self.facing], facing)
+        self.facing = np.where(actions == 6, _CCW[self.facing], facing)
+        self.colour = np.where(actions == 7, 1 - self.colour, self.colour)
+        return self.render()
+
+
+def record_synthetic(
+    out,
+    prefix: str,
+    episodes: int,
+    max_steps: int,
+    seed: int,
+    size: int = 64,
+    sticky_mean: float = 2.0,
+    frames_per_shard: int = 10_000,
+    log=print,
+):
+    """Record `episodes` episodes of `max_steps` frames each with a sticky random policy into
+    `out/<prefix>-NNNNN.h5`; actions[t] is the action between frame t and t+1 (-1 on the last
+    frame). Returns RecordStats."""
+    from data_pipeline.record import RecordStats, StickyRandomPolicy, shard_logger
+    from data_pipeline.shards import ShardSetWriter
+
+    rng = np.random.default_rng(seed)
+    frame_bytes = size * size * 3
+    batch = int(np.clip((256 << 20) // (max_steps * frame_bytes), 1, 64))  # games stepped together
+    stats = RecordStats()
+    with ShardSetWriter(
+        out, prefix, fps=15.0, source="synthetic", action_names=ACTION_NAMES,
+        frames_per_shard=frames_per_shard, on_shard=shard_logger(log, episodes),
+    ) as writer:  # fmt: skip
+        done = 0
+        while done < episodes:
+            n = min(batch, episodes - done)
+            game = SyntheticGame(n, size=size, seed=rng.integers(1 << 62))
+            policy = StickyRandomPolicy(n, np.full(8, 1 / 8), sticky_mean, rng)
+            frames = np.empty((max_steps, n, size, size, 3), dtype=np.uint8)
+            actions = np.full((max_steps, n), -1, dtype=np.int16)
+            frames[0] = game.render()
+            for t in range(max_steps - 1):
+                actions[t] = policy()
+                frames[t + 1] = game.step(actions[t])
+            for i in range(n):
+                writer.add_episode(frames[:, i], actions[:, i])
+            done += n
+    stats.add(writer)
+    return stats

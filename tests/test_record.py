@@ -1,0 +1,120 @@
+"""Recording footage: the synthetic game (known actions) and CoinRun, through `genie record`."""
+
+import copy
+
+import h5py
+import numpy as np
+import pytest
+
+from data_pipeline.shards import find_shards, read_shard_info
+from data_pipeline.synthetic import ACTION_NAMES, SyntheticGame
+from genie.cli import main
+
+RED = np.array([235, 40, 40], dtype=np.uint8)  # the sprite's first colour; action 7 swaps it
+
+
+def run_cli(capfd, *argv):
+    code = main(list(argv))
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def test_record_synthetic_then_inspect(tmp_path, capfd):
+    data = tmp_path / "data"
+    code, out, err = run_cli(capfd, "record", "--env", "synthetic", "--episodes", "6", "--max-steps", "40",
+                             "--out", str(data), "--frames-per-shard", "80")  # fmt: skip
+    assert code == 0, err
+    assert "recorded 6 episodes, 240 frames" in out and "frames/s" in out
+    assert [p.name for p in find_shards(data)] == [f"synthetic-s0-0000{i}.h5" for i in range(3)]
+    code, out, err = run_cli(capfd, "data", "inspect", str(data))
+    assert code == 0, err
+    assert "total: 3 shards, 6 episodes, 240 frames" in out and "64x64" in out and "true actions: yes" in out
+
+
+def test_record_refuses_to_overwrite_existing_shards(tmp_path, capfd):
+    argv = ["record", "--env", "synthetic", "--episodes", "2", "--max-steps", "10", "--out", str(tmp_path)]
+    assert run_cli(capfd, *argv)[0] == 0
+    shard = tmp_path / "synthetic-s0-00000.h5"
+    before = shard.read_bytes()
+    code, _, err = run_cli(capfd, *argv)
+    assert code == 2 and "another --out" in err and err.count("\n") == 1
+    assert shard.read_bytes() == before
+    assert run_cli(capfd, *argv, "--seed", "1")[0] == 0  # another seed adds to the folder
+
+
+def test_record_with_two_workers_writes_one_shard_set_each(tmp_path, capfd):
+    code, out, err = run_cli(capfd, "record", "--env", "synthetic", "--episodes", "5", "--max-steps", "12",
+                             "--workers", "2", "--out", str(tmp_path))  # fmt: skip
+    assert code == 0, err
+    names = [p.name for p in find_shards(tmp_path)]
+    assert names == ["synthetic-s0-w0-00000.h5", "synthetic-s0-w1-00000.h5"]
+    assert sum(len(read_shard_info(p).episodes) for p in find_shards(tmp_path)) == 5
+
+
+def test_synthetic_game_is_deterministic_under_seed():
+    actions = np.random.default_rng(0).integers(0, 8, (20, 4))
+    runs = []
+    for seed in (3, 3, 4):
+        game = SyntheticGame(4, seed=seed)
+        runs.append(np.stack([game.render()] + [game.step(a) for a in actions]))
+    assert np.array_equal(runs[0], runs[1]) and not np.array_equal(runs[0], runs[2])
+    assert runs[0].shape == (21, 4, 64, 64, 3) and runs[0].dtype == np.uint8
+
+
+def test_synthetic_actions_have_distinct_effects_on_the_next_frame():
+    distinct = 0
+    rng = np.random.default_rng(0)
+    for seed in range(60):
+        game = SyntheticGame(1, size=32, seed=seed)
+        for a in rng.integers(0, 8, seed % 15):
+            game.step([a])
+        nxt = [copy.deepcopy(game).step([a])[0] for a in range(8)]
+        distinct += all(not np.array_equal(nxt[i], nxt[j]) for i in range(8) for j in range(i))
+    assert distinct >= 0.9 * 60
+    assert len(ACTION_NAMES) == 8
+
+
+def test_synthetic_action_t_changes_frame_t_plus_1_and_nothing_before():
+    actions = np.random.default_rng(1).integers(0, 8, 12)
+    changed = actions.copy()
+    changed[5] = (actions[5] + 1) % 8
+    runs = []
+    for acts in (actions, changed):
+        game = SyntheticGame(1, seed=7)
+        runs.append(np.stack([game.render()] + [game.step([a]) for a in acts])[:, 0])
+    assert np.array_equal(runs[0][:6], runs[1][:6])  # frames 0..5 come before a_5
+    assert not np.array_equal(runs[0][6], runs[1][6])  # a_5 shows in frame 6
+
+
+def test_recorded_actions_are_aligned_with_the_frame_they_change(tmp_path, capfd):
+    run_cli(
+        capfd, "record", "--env", "synthetic", "--episodes", "3", "--max-steps", "60", "--out", str(tmp_path)
+    )
+    (shard,) = find_shards(tmp_path)
+    with h5py.File(shard) as f:
+        frames, actions, episodes = f["frames"][:], f["actions"][:], f["episodes"][:]
+    red = (frames == RED).all(-1).any((1, 2))  # [N] is the sprite red in frame t?
+    for start, end in episodes:
+        a, r = actions[start:end], red[start:end]
+        assert a[-1] == -1 and ((a[:-1] >= 0) & (a[:-1] < 8)).all()
+        assert np.array_equal(r[1:] != r[:-1], a[:-1] == 7)  # colour swaps exactly after action 7
+
+
+def test_record_coinrun_short_episodes(tmp_path, capfd):
+    pytest.importorskip("data_pipeline.coinrun").check_procgen()
+    code, out, err = run_cli(capfd, "record", "--env", "coinrun", "--episodes", "2", "--max-steps", "30",
+                             "--out", str(tmp_path), "--start-level", "5", "--num-levels", "10")  # fmt: skip
+    assert code == 0, err
+    assert "Gym has been unmaintained" not in out + err
+    (shard,) = find_shards(tmp_path)
+    info = read_shard_info(shard)
+    assert len(info.episodes) == 2 and info.episode_lengths.max() <= 30 and info.frame_shape == (64, 64, 3)
+    assert info.has_actions and len(info.action_names) == 15 and "RIGHT+UP" in info.action_names
+    with h5py.File(shard) as f:
+        actions, frames = f["actions"][:], f["frames"][:]
+    for start, end in info.episodes:
+        assert (
+            actions[end - 1] == -1
+            and ((actions[start : end - 1] >= 0) & (actions[start : end - 1] < 15)).all()
+        )
+    assert frames.std() > 10  # real images, not blank
