@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import sys
-import types
 import warnings
 
 import numpy as np
@@ -36,11 +34,7 @@ INSTALL_HINT = (
 
 def import_procgen():
     """Import procgen quietly; returns the ProcgenGym3Env class or raises GenieError."""
-    # gym prints a deprecation notice on import, and gym3 imports imageio only for its video
-    # recorder (unused here): stand in an inert module when imageio is not installed.
-    stub = "imageio" not in sys.modules and _missing("imageio")
-    if stub:
-        sys.modules["imageio"] = types.ModuleType("imageio")
+    # gym prints a deprecation notice on import: silence it
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
@@ -48,16 +42,7 @@ def import_procgen():
                 from procgen import ProcgenGym3Env
     except ImportError as err:
         raise GenieError(f"{INSTALL_HINT} ({err})") from None
-    finally:
-        if stub:
-            del sys.modules["imageio"]
     return ProcgenGym3Env
-
-
-def _missing(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is None
 
 
 def check_procgen() -> None:

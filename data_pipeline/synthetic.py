@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from genie.errors import GenieError
 
@@ -14,6 +15,8 @@ _CW, _CCW = np.array([2, 3, 1, 0]), np.array([3, 2, 0, 1])  # facing after a tur
 _SPRITE_COLOURS = np.array([(235, 40, 40), (250, 215, 30)], dtype=np.uint8)  # red, yellow
 _NOSE = np.array((255, 255, 255), dtype=np.uint8)
 _BUMP = np.array((90, 220, 255), dtype=np.uint8)  # a wall cell flashes cyan when bumped into
+# background scroll directions (dy, dx) of the texture's motion: left, right, up, down
+_SCROLL_DIRS = np.array([(0, -1), (0, 1), (-1, 0), (1, 0)])
 
 
 def check_size(size: int, grid: int = 16) -> None:
@@ -28,30 +31,42 @@ class SyntheticGame:
     """B independent games on a G x G grid of cells, rendered to uint8 [B, H, W, 3] RGB frames.
 
     ## Screen
-    A dark textured background (per-episode colours, 2-cell checker tiles and fixed pixel noise),
+    A dark textured background (per-episode colours, 2-cell checker tiles and pixel noise),
     light-grey brick walls (a border ring plus a few random segments), and a one-cell sprite that
     is red or yellow with a white "nose" strip on the side it faces. Default 64x64 (16x16 cells of
     4 px); `size` must be a multiple of `grid` with cells of at least 2 px.
+    The background texture scrolls behind the walls and the sprite: every step it moves `scroll`
+    px (default 1; 0 keeps it still) left, right, up or down, one direction per game drawn at
+    reset, whatever the action. The texture is periodic (it wraps around); walls, sprite and
+    bump flashes stay on the cell grid.
 
     ## Actions (ACTION_NAMES)
     0 noop. 1 left, 2 right, 3 up, 4 down: move one cell and face that way; a move into a wall
     does not happen: the sprite turns and the wall cell flashes cyan for one frame. 5 turn-cw, 6 turn-ccw: turn a quarter in place.
     7 swap-colour: red <-> yellow. The set is symmetric, so a uniform policy does not drift.
     `step(a)` applies a to the state shown by the previous frame and returns the next frame, so
-    a_t changes frame t+1 and nothing before it. From any state the 8 next frames differ pairwise.
+    a_t changes frame t+1 and nothing before it. From any state the 8 next frames differ pairwise
+    (the scroll is the same for all 8, so they differ only where the action shows).
 
     ## Episodes
-    `reset()` draws new walls, textures, start cell, facing and colour for every game from the
-    game's own numpy Generator (deterministic under `seed`). There are no rewards or terminations;
-    episodes last as long as the caller steps them.
+    `reset()` draws new walls, textures, scroll direction, start cell, facing and colour for every
+    game from the game's own numpy Generator (deterministic under `seed`). There are no rewards or
+    terminations; episodes last as long as the caller steps them.
     """
 
     action_names = ACTION_NAMES
     num_actions = len(ACTION_NAMES)
 
-    def __init__(self, num_games: int = 1, size: int = 64, grid: int = 16, seed: int | None = 0):
+    def __init__(
+        self, num_games: int = 1, size: int = 64, grid: int = 16, seed: int | None = 0, scroll: int = 1
+    ):
         check_size(size, grid)
+        if scroll < 0:
+            raise GenieError(f"synthetic game scroll must be >= 0 px per frame, got {scroll}")
         self.num_games, self.size, self.grid, self.cell = num_games, size, grid, size // grid
+        self.scroll = int(scroll)
+        # texture period: the size rounded up to whole checker periods (4 cells), so it wraps
+        self.period = -(-size // (4 * self.cell)) * 4 * self.cell
         self.rng = np.random.default_rng(seed)
         c = self.cell
         # pixel offsets of the nose strip inside a cell, per facing: [4, c] rows and cols
@@ -81,26 +96,48 @@ class SyntheticGame:
         self.colour = rng.integers(0, 2, b)
         self.bumped = np.zeros(b, dtype=bool)  # did the last move hit a wall (at cell self.bump)?
         self.bump = self.pos.copy()
-        self.background = self._draw_background()  # uint8 [B, H, W, 3], walls included
+        self._draw_background()
+        # texture velocity in px per frame (dy, dx) and offset: pixel (y, x) shows texel
+        # ((y + offset_y) % period, (x + offset_x) % period)
+        self.velocity = _SCROLL_DIRS[rng.integers(0, 4, b)] * self.scroll  # int [B, 2]
+        self.offset = np.zeros((b, 2), dtype=np.int64)
         return self.render()
 
-    def _draw_background(self) -> np.ndarray:
-        b, s, c, rng = self.num_games, self.size, self.cell, self.rng
+    def _draw_background(self) -> None:
+        b, s, c, t, rng = self.num_games, self.size, self.cell, self.period, self.rng
         base = rng.integers(20, 90, (b, 1, 1, 3))
         tile = rng.integers(-25, 26, (b, 1, 1, 3))
+        ty, tx = np.mgrid[:t, :t]
+        checker = (((ty // (2 * c)) + (tx // (2 * c))) % 2)[None, :, :, None]  # [1, T, T, 1]
+        noise = rng.integers(-10, 11, (b, t, t, 1))
+        texture = np.clip(base + checker * tile + noise, 0, 255).astype(np.uint8)  # [B, T, T, 3]
+        # tiled 2x2 so any window of s px at an offset < T is one slice. Views of it: texture rows
+        # as bytes [B * 2T, 2T * 3], and every run of s px in a row as one opaque item (dtype
+        # V{3s}) [B * 2T, 2T * 3 - 3s + 1], so a frame is a gather of H items, one per row
+        tiled = np.tile(texture, (1, 2, 2, 1)).reshape(b * 2 * t, 2 * t * 3)
+        self._windows = sliding_window_view(tiled, s * 3, axis=1).view(f"V{s * 3}")[..., 0]
         py, px = np.mgrid[:s, :s]
-        checker = (((py // (2 * c)) + (px // (2 * c))) % 2)[None, :, :, None]  # [1, H, W, 1]
-        noise = rng.integers(-10, 11, (b, s, s, 1))
-        img = base + checker * tile + noise
         wall_px = self.walls.repeat(c, axis=1).repeat(c, axis=2)[..., None]  # [B, H, W, 1]
         mortar = ((py % c == 0) | (px % c == 0))[None, :, :, None]
         wall_rgb = rng.integers(165, 215, (b, 1, 1, 1)) - 45 * mortar
-        img = np.where(wall_px, wall_rgb, img)
-        return np.clip(img, 0, 255).astype(np.uint8)
+        # walls composite over the texture as frame = (texture & keep) | wall_img
+        # (both full [B, H, W, 3] arrays: broadcasting a channel in the loop is ~50x slower)
+        self._wall_img = np.where(wall_px, wall_rgb, 0).astype(np.uint8).repeat(3, axis=3)
+        self._keep = np.where(wall_px, 0, 255).astype(np.uint8).repeat(3, axis=3)
+
+    def _background(self) -> np.ndarray:
+        """Scrolled texture with the walls over it: uint8 [B, H, W, 3] (a new array)."""
+        b, s, t = self.num_games, self.size, self.period
+        rows = (np.arange(b) * 2 * t + self.offset[:, 0])[:, None] + np.arange(s)  # [B, H]
+        runs = self._windows[rows, 3 * self.offset[:, 1, None]]  # [B, H] of V{3s}, a new array
+        frames = runs.view(np.uint8).reshape(b, s, s, 3)
+        np.bitwise_and(frames, self._keep, out=frames)
+        np.bitwise_or(frames, self._wall_img, out=frames)
+        return frames
 
     def render(self) -> np.ndarray:
         """The current frames: uint8 [B, H, W, 3] RGB."""
-        c, frames = self.cell, self.background.copy()
+        c, frames = self.cell, self._background()
         bi = np.arange(self.num_games)
         top, left = self.pos[:, 0] * c, self.pos[:, 1] * c  # [B] pixel corner of the sprite cell
         rows = top[:, None] + np.arange(c)  # [B, c]
@@ -130,6 +167,7 @@ class SyntheticGame:
         facing = np.where(actions == 5, _CW[self.facing], facing)
         self.facing = np.where(actions == 6, _CCW[self.facing], facing)
         self.colour = np.where(actions == 7, 1 - self.colour, self.colour)
+        self.offset = (self.offset - self.velocity) % self.period  # the texture moves by velocity
         return self.render()
 
 
@@ -142,11 +180,13 @@ def record_synthetic(
     size: int = 64,
     sticky_mean: float = 2.0,
     frames_per_shard: int = 10_000,
+    scroll: int = 1,
     log=print,
 ):
     """Record `episodes` episodes of `max_steps` frames each with a sticky random policy into
     `out/<prefix>-NNNNN.h5`; actions[t] is the action between frame t and t+1 (-1 on the last
-    frame). Returns RecordStats."""
+    frame). `scroll` is the background's speed in px per frame (SyntheticGame). Returns
+    RecordStats."""
     from data_pipeline.record import RecordStats, StickyRandomPolicy, shard_logger
     from data_pipeline.shards import ShardSetWriter
 
@@ -161,7 +201,7 @@ def record_synthetic(
         done = 0
         while done < episodes:
             n = min(batch, episodes - done)
-            game = SyntheticGame(n, size=size, seed=rng.integers(1 << 62))
+            game = SyntheticGame(n, size=size, seed=rng.integers(1 << 62), scroll=scroll)
             policy = StickyRandomPolicy(n, np.full(8, 1 / 8), sticky_mean, rng)
             frames = np.empty((max_steps, n, size, size, 3), dtype=np.uint8)
             actions = np.full((max_steps, n), -1, dtype=np.int16)

@@ -86,6 +86,33 @@ def test_synthetic_action_t_changes_frame_t_plus_1_and_nothing_before():
     assert not np.array_equal(runs[0][6], runs[1][6])  # a_5 shows in frame 6
 
 
+def test_synthetic_background_scrolls_behind_fixed_walls_and_sprite():
+    game = SyntheticGame(16, seed=2)
+    c, noop = game.cell, np.zeros(16, dtype=int)
+    frames = np.stack([game.render()] + [game.step(noop) for _ in range(game.period)])
+    assert len({tuple(v) for v in game.velocity}) > 1 and (np.abs(game.velocity).sum(1) == 1).all()
+    assert np.array_equal(frames[0], frames[-1])  # the texture wraps after one period
+    f0, f1 = frames[0], frames[1]
+    for b, (vy, vx) in enumerate(game.velocity):
+        wall = game.walls[b].repeat(c, 0).repeat(c, 1)  # [H, W]
+        fixed = wall.copy()
+        y, x = game.pos[b] * c
+        fixed[y : y + c, x : x + c] = True  # the sprite's cell (noop: it stays put)
+        assert np.array_equal(f0[b][fixed], f1[b][fixed])  # walls and sprite do not move
+        assert (f0[b] != f1[b]).any(-1)[~fixed].mean() > 0.3  # the background does
+        # ... by exactly the velocity: frame 1 at (y, x) shows frame 0 at (y - vy, x - vx)
+        moved = np.roll(f0[b], (vy, vx), axis=(0, 1))
+        both = ~fixed & ~np.roll(fixed, (vy, vx), axis=(0, 1))
+        assert both.sum() > 1000 and np.array_equal(f1[b][both], moved[both])
+
+
+def test_synthetic_scroll_zero_keeps_the_background_still():
+    still = SyntheticGame(4, seed=2, scroll=0)
+    frames = np.stack([still.render()] + [still.step(np.zeros(4, dtype=int)) for _ in range(5)])
+    assert (frames == frames[0]).all()
+    assert np.array_equal(frames[0], SyntheticGame(4, seed=2).render())  # same episode, not moving
+
+
 def test_recorded_actions_are_aligned_with_the_frame_they_change(tmp_path, capfd):
     run_cli(
         capfd, "record", "--env", "synthetic", "--episodes", "3", "--max-steps", "60", "--out", str(tmp_path)
