@@ -45,15 +45,17 @@ class ClipDataset(Dataset):
         if episodes is None:
             episodes = [(s, e) for s, info in enumerate(self.infos) for e in range(len(info.episodes))]
         self.episodes = list(episodes)
-        shard_of, starts, longest = [], [], 0
-        for s, e in self.episodes:
+        shard_of, starts, episode_of, longest = [], [], [], 0
+        for k, (s, e) in enumerate(self.episodes):
             start, end = self.infos[s].episodes[e]
             longest = max(longest, int(end - start))
             clip_starts = np.arange(start, end - clip_len + 1, stride, dtype=np.int64)
             shard_of.append(np.full(len(clip_starts), s, dtype=np.int64))
+            episode_of.append(np.full(len(clip_starts), k, dtype=np.int64))
             starts.append(clip_starts)
         self._shard = np.concatenate(shard_of) if shard_of else np.zeros(0, np.int64)  # [M]
         self._start = np.concatenate(starts) if starts else np.zeros(0, np.int64)  # [M] first row
+        self._episode = np.concatenate(episode_of) if episode_of else np.zeros(0, np.int64)  # [M]
         if len(self._start) == 0:
             where = self.shards[0].parent if len(self.shards) > 1 else self.shards[0]
             raise GenieError(
@@ -65,6 +67,10 @@ class ClipDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self._start)
+
+    def episode_of(self, i: int) -> int:
+        """Index into self.episodes of the episode clip i comes from."""
+        return int(self._episode[i])
 
     def _file(self, s: int) -> h5py.File:
         if self._pid != os.getpid():  # a forked worker: never share the parent's handles

@@ -34,6 +34,22 @@ def _export(args: argparse.Namespace) -> None:
     print(f"wrote bundle {path}")
 
 
+def _eval(args: argparse.Namespace) -> None:
+    from genie.evaluate import run_eval
+
+    run_eval(args.bundle, args.data, args.json, max_clips=args.clips, horizon=args.horizon,
+             prompt_frames=args.prompt_frames, steps=args.steps, device=args.device, seed=args.seed)
+
+
+def _sample(args: argparse.Namespace) -> None:
+    from genie.sample import run_sample
+
+    path = run_sample(args.bundle, args.prompt, args.out, actions=args.actions, all_actions=args.all_actions,
+                      length=args.length, steps=args.steps, temperature=args.temperature, seed=args.seed,
+                      scale=args.scale, fps=args.fps, device=args.device)
+    print(f"wrote {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genie", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
@@ -50,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. `model.dim=128 train.max_steps=500` (or --model.dim 128).",
     )
     train.add_argument("stage", choices=["tokenizer", "world"])
-    train.add_argument("--config", required=True, help="YAML config, e.g. configs/tiny/tokenizer.yaml")
+    train.add_argument("--config", help="YAML config, e.g. configs/tiny/tokenizer.yaml (not needed with --resume)")
     train.add_argument("--data", required=True, help="dataset: a .h5 shard or a folder of shards")
     train.add_argument("--out", required=True, help="run folder (checkpoints, logs, samples)")
     train.add_argument("--tokenizer", help="tokenizer bundle (world stage only)")
@@ -62,6 +78,33 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="bundle folder to write")
     export.add_argument("--checkpoint", help="a specific .ckpt (default: the run's last)")
     export.set_defaults(func=_export)
+
+    ev = sub.add_parser("eval", help="measure a world on held-out footage (PSNR, delta-t PSNR, action probe)")
+    ev.add_argument("bundle", help="world bundle from `genie export`")
+    ev.add_argument("--data", required=True, help="held-out shards (episodes the world did not train on)")
+    ev.add_argument("--json", help="write all figures to this JSON file")
+    ev.add_argument("--clips", type=int, default=64, help="clips to evaluate (default 64)")
+    ev.add_argument("--horizon", type=int, default=8, help="generated frames per clip (default 8)")
+    ev.add_argument("--prompt-frames", type=int, default=1, help="real frames given as the prompt (default 1)")
+    ev.add_argument("--steps", type=int, help="MaskGIT steps (default: the bundle's)")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(func=_eval)
+
+    sa = sub.add_parser("sample", help="roll a world out from a prompt image into a GIF or PNG")
+    sa.add_argument("bundle", help="world bundle from `genie export`")
+    sa.add_argument("--prompt", required=True, help="an image of any size: a game frame, a sketch, a photo")
+    sa.add_argument("--actions", help="latent actions to take, e.g. 1,1,2,3")
+    sa.add_argument("--all-actions", action="store_true", help="one row per latent action, each repeated")
+    sa.add_argument("--length", type=int, default=16, help="frames per row with --all-actions (default 16)")
+    sa.add_argument("--out", required=True, help="rollout.gif (animated) or rollout.png (a strip)")
+    sa.add_argument("--steps", type=int, help="MaskGIT steps (default: the bundle's)")
+    sa.add_argument("--temperature", type=float, help="sampling temperature (default: the bundle's)")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--scale", type=int, default=3, help="upscale factor (nearest neighbour)")
+    sa.add_argument("--fps", type=float, default=8.0)
+    sa.add_argument("--device", default="auto")
+    sa.set_defaults(func=_sample)
     return parser
 
 

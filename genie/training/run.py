@@ -26,14 +26,33 @@ from genie.errors import GenieError
 @dataclass
 class Stage:
     module: type
-    model_config: type
+    sections: dict[str, type]  # YAML section -> config dataclass
 
 
 def _stages() -> dict[str, Stage]:
+    from genie.dynamics import DynamicsConfig
+    from genie.lam import LAMConfig
     from genie.tokenizer import TokenizerConfig
+    from genie.training.common import TrainConfig
     from genie.training.tokenizer_module import TokenizerModule
+    from genie.training.world_module import WorldModule
+    from genie.world import SampleConfig
 
-    return {"tokenizer": Stage(TokenizerModule, TokenizerConfig)}
+    return {
+        "tokenizer": Stage(TokenizerModule, {"model": TokenizerConfig, "train": TrainConfig}),
+        "world": Stage(WorldModule, {"lam": LAMConfig, "dynamics": DynamicsConfig, "train": TrainConfig,
+                                     "sample": SampleConfig}),
+    }
+
+
+def _derive_world_sections(sections: dict[str, Any], tokenizer_cfg, source: str) -> None:
+    """Fill what the tokenizer and the LAM decide (frame size, vocabulary, grid, action count)."""
+    lam, dyn, train, sample = sections["lam"], sections["dynamics"], sections["train"], sections["sample"]
+    lam.height, lam.width = tokenizer_cfg.height, tokenizer_cfg.width
+    dyn.vocab_size, (dyn.grid_h, dyn.grid_w) = tokenizer_cfg.codebook_size, tokenizer_cfg.grid
+    dyn.num_actions = lam.num_actions
+    if sample.context > train.clip_len or sample.lam_context > train.clip_len:
+        raise GenieError(f"{source}: sample.context and sample.lam_context must be <= train.clip_len ({train.clip_len})")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -42,11 +61,10 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def resolve_config(stage: str, config: str | None, overrides: list[str], out: Path, resume: bool) -> dict[str, Any]:
-    """-> {"model": <model config>, "train": TrainConfig}, from the YAML (or the run's own
+def resolve_config(stage: str, config: str | None, overrides: list[str], out: Path, resume: bool,
+                   tokenizer_cfg=None) -> dict[str, Any]:
+    """-> one config dataclass per section (e.g. model, train), from the YAML (or the run's own
     config.yaml when resuming) plus overrides. On resume only train.* keys may change."""
-    from genie.training.common import TrainConfig
-
     spec = _stages()[stage]
     pairs = parse_overrides(overrides)
     if resume:
@@ -59,12 +77,21 @@ def resolve_config(stage: str, config: str | None, overrides: list[str], out: Pa
         if config is None:
             raise GenieError("--config is required to start a run")
         raw, source = load_yaml(config), str(config)
-    sections = build_sections(raw, {"model": spec.model_config, "train": TrainConfig}, pairs, source)
+    sections = build_sections(raw, spec.sections, pairs, source)
+    if stage == "world":
+        _derive_world_sections(sections, tokenizer_cfg, source)
     try:
-        spec.module(model=asdict(sections["model"]), train=asdict(sections["train"]))
+        spec.module(**_module_kwargs(sections, tokenizer_cfg))
     except ValueError as err:
         raise GenieError(f"{source}: {err}") from None
     return sections
+
+
+def _module_kwargs(sections: dict[str, Any], tokenizer_cfg=None) -> dict[str, Any]:
+    kwargs = {name: asdict(cfg) for name, cfg in sections.items()}
+    if tokenizer_cfg is not None:
+        kwargs["tokenizer"] = asdict(tokenizer_cfg)
+    return kwargs
 
 
 def train_stage(
@@ -90,15 +117,18 @@ def train_stage(
         raise GenieError(f"{out}: nothing to resume (no checkpoints/last.ckpt); start it without --resume")
     if not resume and (last.exists() or (out / "config.yaml").exists()):
         raise GenieError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
-    sections = resolve_config(stage, config, overrides or [], out, resume)
-    model_cfg, cfg = sections["model"], sections["train"]
+    tokenizer_model = _load_stage_tokenizer(stage, tokenizer, out, resume)
+    tokenizer_cfg = None if tokenizer_model is None else tokenizer_model.config
+    sections = resolve_config(stage, config, overrides or [], out, resume, tokenizer_cfg)
+    cfg = sections["train"]
+    frame_cfg = sections["model"] if stage == "tokenizer" else tokenizer_cfg
 
     datamodule = ClipDataModule(
         data, clip_len=cfg.clip_len, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
         val_fraction=cfg.val_fraction, seed=cfg.seed,
     )
     datamodule.setup("fit")
-    expected = (model_cfg.height, model_cfg.width, 3)
+    expected = (frame_cfg.height, frame_cfg.width, 3)
     if tuple(datamodule.frame_shape) != expected:
         raise GenieError(
             f"{data}: frames are {tuple(datamodule.frame_shape)} but the model expects {expected}; "
@@ -106,12 +136,16 @@ def train_stage(
         )
 
     out.mkdir(parents=True, exist_ok=True)
-    resolved = {"model": asdict(model_cfg), "train": asdict(cfg)}
+    resolved = {name: asdict(section) for name, section in sections.items()}
     _write_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-    _write_atomic(out / "run.json", json.dumps({"stage": stage, "data": str(data), "genie_version": __version__}, indent=2))
+    meta = {"stage": stage, "data": str(data), "tokenizer": tokenizer, "genie_version": __version__}
+    if not resume:
+        _write_atomic(out / "run.json", json.dumps(meta, indent=2))
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = _stages()[stage].module(model=resolved["model"], train=resolved["train"], sample_dir=str(out / "samples"))
+    module = _stages()[stage].module(**_module_kwargs(sections, tokenizer_cfg), sample_dir=str(out / "samples"))
+    if tokenizer_model is not None and not resume:
+        module.tokenizer.load_state_dict(tokenizer_model.state_dict())
     if cfg.compile:
         module.model = __import__("torch").compile(module.model)
     loggers: list = [CSVLogger(str(out), name="logs")]
@@ -122,7 +156,7 @@ def train_stage(
             dirpath=out / "checkpoints", filename="step{step:07d}", auto_insert_metric_name=False,
             every_n_train_steps=cfg.ckpt_every, save_last=True, save_top_k=1,
         ),
-        Throughput(cfg.log_every, module.tokens_per_sample(model_cfg, cfg.clip_len)),
+        Throughput(cfg.log_every, module.tokens_per_sample(cfg.clip_len)),
         LearningRateMonitor(logging_interval="step"),
     ]
     trainer = L.Trainer(
@@ -143,6 +177,20 @@ def train_stage(
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics[0].items())
         print(f"{stage}: step {trainer.global_step}: {shown}")
     return last
+
+
+def _load_stage_tokenizer(stage: str, tokenizer: str | None, out: Path, resume: bool):
+    """The world stage trains on a frozen tokenizer from a bundle (on resume: from the run)."""
+    if stage != "world":
+        return None
+    from genie.bundle import load_tokenizer
+
+    if resume:
+        path = json.loads((out / "run.json").read_text()).get("tokenizer")
+        tokenizer = tokenizer or path
+    if not tokenizer:
+        raise GenieError("genie train world needs --tokenizer BUNDLE (from `genie export` of a tokenizer run)")
+    return load_tokenizer(tokenizer)
 
 
 def _wandb_logger(out: Path, project: str):
@@ -176,13 +224,14 @@ def export_run(run: str, out: str, checkpoint: str | None = None) -> Path:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file
         raise GenieError(f"{ckpt_path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
-    hparams = ckpt["hyper_parameters"]
-    module = _stages()[meta["stage"]].module(model=hparams["model"], train=hparams["train"])
+    module = _stages()[meta["stage"]].module(**ckpt["hyper_parameters"])
     module.load_state_dict(ckpt["state_dict"])
     components, weights = module.export()
+    frame = components["tokenizer"]
     config = {
         "components": components,
-        "frame_shape": [hparams["model"]["height"], hparams["model"]["width"], 3],
+        **module.bundle_extras(),
+        "frame_shape": [frame["height"], frame["width"], 3],
         "training": {"stage": meta["stage"], "step": ckpt.get("global_step"), "data": meta.get("data")},
     }
     return save_bundle(out, config, weights)

@@ -24,7 +24,7 @@ class TokenizerModule(L.LightningModule):
 
     def __init__(self, model: dict, train: dict, sample_dir: str | None = None):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["sample_dir"])
         self.model_config = from_dict(TokenizerConfig, model, "model")
         self.train_config = from_dict(TrainConfig, train, "train")
         self.model = VideoTokenizer(self.model_config)
@@ -105,7 +105,9 @@ class TokenizerModule(L.LightningModule):
         weights = {f"tokenizer.{k}": v for k, v in self.model.state_dict().items()}
         return {"tokenizer": asdict(self.model_config)}, weights
 
-    @staticmethod
-    def tokens_per_sample(model_cfg: TokenizerConfig, clip_len: int) -> int:
-        gh, gw = model_cfg.grid
+    def tokens_per_sample(self, clip_len: int) -> int:
+        gh, gw = self.model_config.grid
         return clip_len * gh * gw
+
+    def bundle_extras(self) -> dict:
+        return {}

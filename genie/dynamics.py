@@ -1,0 +1,94 @@
+"""Dynamics: a spatiotemporal MaskGIT transformer over tokenizer tokens, conditioned on latent actions.
+
+tokens z[B,T,h,w] (+ MASK) -> token embedding + patch position
+    + action embedding: frame t+1 gets emb(a_t); frame 0 gets the "no action" embedding
+    -> ST transformer (causal in time) -> logits over the tokenizer's codebook [B,T,N,V]
+
+Training masks a fraction r ~ U[0.5, 1) of the tokens of frames 1..T-1 and takes cross-entropy
+on the masked ones. Sampling (genie.nn.maskgit) predicts one new frame at a time from a KV cache
+of past frames, so a step costs one frame of compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from genie.nn import KVCache, STTransformer
+from genie.nn.maskgit import random_mask
+
+
+@dataclass
+class DynamicsConfig:
+    vocab_size: int = 1024  # the tokenizer's codebook size
+    grid_h: int = 16
+    grid_w: int = 16
+    num_actions: int = 8
+    dim: int = 256
+    depth: int = 6
+    heads: int = 8
+    mlp_ratio: float = 4.0
+    mask_low: float = 0.5  # training mask ratio ~ U[mask_low, mask_high)
+    mask_high: float = 1.0
+
+    @property
+    def mask_id(self) -> int:
+        return self.vocab_size
+
+    @property
+    def no_action(self) -> int:
+        return self.num_actions
+
+
+class Dynamics(nn.Module):
+    """See the module docstring."""
+
+    def __init__(self, config: DynamicsConfig):
+        super().__init__()
+        c = self.config = config
+        self.token_embed = nn.Embedding(c.vocab_size + 1, c.dim)  # + MASK
+        self.pos = nn.Parameter(torch.randn(c.grid_h * c.grid_w, c.dim) * 0.02)
+        self.action_embed = nn.Embedding(c.num_actions + 1, c.dim)  # + "no action" for frame 0
+        self.transformer = STTransformer(c.dim, c.depth, c.heads, c.mlp_ratio, causal=True)
+        self.head = nn.Linear(c.dim, c.vocab_size)
+        nn.init.normal_(self.token_embed.weight, std=0.02)
+        nn.init.normal_(self.action_embed.weight, std=0.02)
+
+    def embed(self, tokens: Tensor, actions_in: Tensor) -> Tensor:
+        """tokens int64 [B,T,N], actions_in int64 [B,T] (the action that led into each frame) -> [B,T,N,D]."""
+        return self.token_embed(tokens) + self.pos + self.action_embed(actions_in)[:, :, None, :]
+
+    def forward(self, tokens: Tensor, actions: Tensor) -> Tensor:
+        """tokens int64 [B,T,h,w] (may hold mask_id), actions int64 [B,T-1] (a_t: frame t -> t+1)
+        -> logits [B,T,h*w,V]; the logits of frame t+1 depend on tokens <= t+1 and actions <= t."""
+        b = tokens.shape[0]
+        none = torch.full((b, 1), self.config.no_action, dtype=actions.dtype, device=actions.device)
+        x = self.embed(rearrange(tokens, "b t h w -> b t (h w)"), torch.cat((none, actions), dim=1))
+        return self.head(self.transformer(x))
+
+    def loss(self, tokens: Tensor, actions: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Masked-token cross-entropy on frames 1..T-1 -> (loss, accuracy on masked tokens)."""
+        c = self.config
+        b, t, h, w = tokens.shape
+        flat = rearrange(tokens, "b t h w -> b t (h w)")
+        mask = random_mask((b, t - 1, h * w), c.mask_low, c.mask_high, generator, tokens.device)
+        mask = torch.cat((torch.zeros_like(mask[:, :1]), mask), dim=1)  # frame 0 is never masked
+        inputs = torch.where(mask, torch.full_like(flat, c.mask_id), flat)
+        logits = self.forward(rearrange(inputs, "b t (h w) -> b t h w", h=h), actions)
+        target = torch.where(mask, flat, torch.full_like(flat, -100))
+        loss = F.cross_entropy(rearrange(logits.float(), "b t n v -> (b t n) v"), target.flatten(), ignore_index=-100)
+        accuracy = ((logits.argmax(-1) == flat) & mask).sum() / mask.sum()
+        return loss, accuracy
+
+    def step_logits(self, tokens: Tensor, actions_in: Tensor, cache: KVCache | None = None,
+                    commit: bool = False) -> Tensor:
+        """Logits of the frame(s) after the cached ones: tokens int64 [B,T,N] (may hold mask_id),
+        actions_in int64 [B,T] (the action into each of these frames) -> [B,T,N,V].
+
+        With commit=True the frames' keys/values join the cache (call it with the final tokens).
+        Without a cache, tokens are a whole window starting at position 0."""
+        return self.head(self.transformer(self.embed(tokens, actions_in), cache=cache, update_cache=commit))

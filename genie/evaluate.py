@@ -1,0 +1,145 @@
+"""`genie eval`: how good is a world? Measured on footage the model did not train on.
+
+For N clips of `prompt + horizon` frames from DATA (pass held-out episodes):
+  tokenizer      PSNR / SSIM of the tokenizer's round trip
+  next-frame     PSNR of frame t generated from the real prompt with the actions the LAM infers
+                 from the real clip, for t = 1..horizon (t = 1 is the next-frame PSNR)
+  delta_psnr     Genie's controllability metric: PSNR(real, generated with inferred actions)
+                 - PSNR(real, generated with random actions), per t; reported at t = 4
+  lam            codebook usage (share of actions used, perplexity of their histogram)
+  probe          when DATA has true actions: a lookup probe (each latent action -> the true
+                 action it co-occurs with most) fit on half of the episodes, accuracy on the
+                 other half, beside the majority-class baseline of that half
+Both rollouts of a clip use the same seed, so only the actions differ.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genie.errors import GenieError
+from genie.metrics import psnr, ssim
+
+
+def sample_clips(data: str, length: int, max_clips: int, seed: int = 0):
+    """-> (frames uint8 [N,length,H,W,3], true actions int [N,length] (-1 unknown), episode id [N])."""
+    from data_pipeline.dataset import ClipDataset
+    from data_pipeline.shards import find_shards
+
+    shards = find_shards(data)
+    dataset = ClipDataset(shards, clip_len=length, stride=length)
+    if len(dataset) == 0:
+        raise GenieError(f"{data}: no episode has {length} frames for evaluation; lower --horizon")
+    rng = np.random.default_rng(seed)
+    picks = np.sort(rng.choice(len(dataset), size=min(max_clips, len(dataset)), replace=False))
+    items = [dataset[int(i)] for i in picks]
+    episodes = np.array([dataset.episode_of(int(i)) for i in picks])
+    frames = torch.stack([it["frames"] for it in items]).numpy()
+    actions = torch.stack([it["actions"] for it in items]).numpy()
+    return frames, actions, episodes
+
+
+def lookup_probe(latent: np.ndarray, true: np.ndarray, episodes: np.ndarray, num_latent: int) -> dict:
+    """Fit latent -> most frequent true action on half the episodes, score it on the other half."""
+    keep = true >= 0
+    latent, true, episodes = latent[keep], true[keep], episodes[keep]
+    unique = np.unique(episodes)
+    if len(unique) < 2:
+        return {"note": "needs footage of at least 2 episodes with true actions"}
+    fit_eps = np.random.default_rng(0).permutation(unique)[: len(unique) // 2]
+    fit = np.isin(episodes, fit_eps)
+    classes = int(true.max()) + 1
+    table = np.zeros((num_latent, classes), dtype=np.int64)
+    np.add.at(table, (latent[fit], true[fit]), 1)
+    fallback = np.bincount(true[fit], minlength=classes).argmax()
+    mapping = np.where(table.sum(1) > 0, table.argmax(1), fallback)
+    test_true = true[~fit]
+    return {
+        "accuracy": float((mapping[latent[~fit]] == test_true).mean()),
+        "majority_baseline": float(np.bincount(test_true, minlength=classes).max() / len(test_true)),
+        "fit_transitions": int(fit.sum()),
+        "test_transitions": int((~fit).sum()),
+        "mapping": mapping.tolist(),
+    }
+
+
+def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 8, prompt_frames: int = 1,
+             steps: int | None = None, device: str = "auto", seed: int = 0, batch_size: int = 32) -> dict:
+    """Run every measurement above; returns a JSON-ready dict."""
+    from genie.world import World
+
+    world = World.load(bundle, device=device, steps=steps)
+    frames, true_actions, episodes = sample_clips(data, prompt_frames + horizon, max_clips, seed)
+    n = len(frames)
+    rng = np.random.default_rng(seed)
+    tok_psnr, tok_ssim, curves, latent = [], [], {"inferred": [], "random": []}, []
+    for s in range(0, n, batch_size):
+        clip = frames[s : s + batch_size]
+        b = len(clip)
+        real = torch.from_numpy(clip)
+        recon = torch.from_numpy(world.reconstruct(clip))
+        tok_psnr.append(psnr(recon, real).clamp(max=100).flatten())
+        tok_ssim.append(ssim(recon, real).flatten())
+        inferred = world.infer_actions(clip)  # [b, L-1]
+        latent.append(inferred)
+        random = rng.integers(0, world.num_actions, size=inferred.shape)
+        seeds = [seed * 100_003 + s + i for i in range(b)]
+        for name, acts in (("inferred", inferred), ("random", random)):
+            world.reset(clip[:, :prompt_frames], seed=seeds)
+            generated = [world.step(acts[:, prompt_frames - 1 + t]) for t in range(horizon)]
+            gen = torch.from_numpy(np.stack(generated, axis=1))  # [b, horizon, H, W, 3]
+            curves[name].append(psnr(gen, real[:, prompt_frames:]).clamp(max=100))
+    inferred_curve = torch.cat(curves["inferred"]).mean(0).tolist()
+    random_curve = torch.cat(curves["random"]).mean(0).tolist()
+    delta = [a - b for a, b in zip(inferred_curve, random_curve)]
+    latent = np.concatenate(latent)
+    hist = np.bincount(latent.flatten(), minlength=world.num_actions) / latent.size
+    nz = hist[hist > 0]
+    result = {
+        "bundle": str(bundle), "data": str(data), "clips": n, "prompt_frames": prompt_frames, "horizon": horizon,
+        "maskgit_steps": world.sample.steps, "temperature": world.sample.temperature,
+        "tokenizer": {"psnr": float(torch.cat(tok_psnr).mean()), "ssim": float(torch.cat(tok_ssim).mean())},
+        "next_frame_psnr": inferred_curve[0],
+        "psnr_inferred": inferred_curve, "psnr_random": random_curve, "delta_psnr": delta,
+        "delta_psnr_at_4": delta[3] if horizon >= 4 else None,
+        "lam": {"usage": float((hist > 0).mean()), "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
+                "histogram": hist.tolist()},
+    }
+    true = true_actions[:, :-1]  # actions[t] is the true action of transition t -> t+1
+    if (true >= 0).any():
+        ep = np.repeat(episodes[:, None], true.shape[1], axis=1)
+        result["probe"] = lookup_probe(latent.flatten(), true.flatten(), ep.flatten(), world.num_actions)
+    return result
+
+
+def format_table(r: dict) -> str:
+    rows = [
+        ("clips", f"{r['clips']} (prompt {r['prompt_frames']} frame(s), horizon {r['horizon']}, "
+                  f"{r['maskgit_steps']} MaskGIT steps, temperature {r['temperature']})"),
+        ("tokenizer PSNR / SSIM", f"{r['tokenizer']['psnr']:.2f} dB / {r['tokenizer']['ssim']:.3f}"),
+        ("next-frame PSNR (inferred actions)", f"{r['next_frame_psnr']:.2f} dB"),
+    ]
+    if r["delta_psnr_at_4"] is not None:
+        rows.append(("delta-t PSNR @ t=4", f"{r['delta_psnr_at_4']:+.2f} dB"))
+    rows.append(("delta-t PSNR, t = 1..", " ".join(f"{d:+.2f}" for d in r["delta_psnr"])))
+    rows.append(("LAM usage / perplexity", f"{r['lam']['usage']:.0%} of actions / {r['lam']['perplexity']:.2f}"))
+    if "probe" in r and "accuracy" in r["probe"]:
+        p = r["probe"]
+        rows.append(("action probe (held-out episodes)",
+                     f"{p['accuracy']:.1%} vs majority baseline {p['majority_baseline']:.1%}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def run_eval(bundle: str, data: str, json_out: str | None, **kwargs) -> dict:
+    result = evaluate(bundle, data, **kwargs)
+    print(format_table(result))
+    if json_out:
+        path = Path(json_out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    return result

@@ -1,0 +1,282 @@
+"""genie.World: the one runtime. Load a bundle, reset from a prompt, step with latent actions.
+
+    world = World.load("worlds/coinrun")      # device="auto": CUDA if present, else CPU
+    frames = world.reset(prompt, seed=0)      # uint8 [H,W,C] | [B,H,W,C] | [B,T0,H,W,C] -> [B,H,W,3]
+    frames = world.step(actions)              # int [B] in 0..num_actions-1 -> uint8 [B,H,W,3]
+
+B worlds step together in one batched forward. Each step samples the next frame's tokens with
+MaskGIT (`steps` rounds, `temperature`) from a KV cache of past frames (a sliding window of the
+dynamics model's training context), then decodes only the new frame with the tokenizer's own
+decoder cache. `cached=False` recomputes the window every round instead (the reference path):
+both give identical logits while the rollout fits in the window; once it slides, the cache keeps
+each frame's keys/values as computed when that frame was new (streaming), the reference
+recomputes the window from scratch. Randomness is per world and counter-based: world b with seed s draws the same
+numbers in any batch. Arrays in and out are numpy uint8 (torch tensors are accepted too).
+
+Prompt images of any size and channel count go through one rule (data_pipeline.ingest.to_frame):
+convert to RGB (gray replicated, alpha composited on black, 16-bit scaled), resize the short side
+to the world's frame size, centre-crop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genie.dynamics import Dynamics, DynamicsConfig
+from genie.errors import GenieError
+from genie.lam import LAMConfig, LatentActionModel
+from genie.nn.maskgit import maskgit_sample, uniform
+from genie.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
+
+
+@dataclass
+class SampleConfig:
+    steps: int = 8  # MaskGIT rounds per frame (Genie used 25 on CoinRun)
+    temperature: float = 1.0
+    context: int = 16  # frames the dynamics model attends to (its training clip length)
+    tokenizer_context: int = 4  # frames the tokenizer's decoder attends to (its training clip length)
+    lam_context: int = 16  # frames per LAM window when inferring actions
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GenieError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu or auto")
+    return device
+
+
+class World:
+    """A playable world: tokenizer + latent-action model + dynamics, batched and KV-cached."""
+
+    def __init__(
+        self,
+        tokenizer: VideoTokenizer,
+        lam: LatentActionModel,
+        dynamics: Dynamics,
+        sample: SampleConfig | None = None,
+        device: str | torch.device = "cpu",
+        cached: bool = True,
+    ):
+        self.device = resolve_device(device)
+        self.tokenizer = tokenizer.to(self.device).eval()
+        self.lam = lam.to(self.device).eval()
+        self.dynamics = dynamics.to(self.device).eval()
+        self.sample = sample or SampleConfig()
+        self.cached = cached
+        self.num_actions = lam.config.num_actions
+        self.frame_shape = (tokenizer.config.height, tokenizer.config.width, 3)
+        self.amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else None
+        self.batch_size = 0
+        self._counter = 0
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", steps: int | None = None,
+             temperature: float | None = None, cached: bool = True) -> World:
+        """Load a world bundle (a folder or one .safetensors file) written by `genie export`."""
+        from genie.bundle import component, read_bundle
+        from genie.config import from_dict
+
+        path = Path(path)
+        config, weights = read_bundle(path)
+        models = {}
+        for name, cls_, cfg_cls in (("tokenizer", VideoTokenizer, TokenizerConfig), ("lam", LatentActionModel, LAMConfig),
+                                    ("dynamics", Dynamics, DynamicsConfig)):
+            cfg, state = component(config, weights, name, path)
+            model = cls_(from_dict(cfg_cls, cfg, f"{path} [{name}]"))
+            model.load_state_dict(state)
+            models[name] = model
+        sample = from_dict(SampleConfig, config.get("sample", {}), f"{path} [sample]")
+        sample.steps = steps or sample.steps
+        sample.temperature = sample.temperature if temperature is None else temperature
+        world = cls(models["tokenizer"], models["lam"], models["dynamics"], sample, device, cached)
+        world.bundle_config = config
+        return world
+
+    # ------------------------------------------------------------------ inputs
+    def _frames(self, array, what: str, ndim: tuple[int, ...]) -> Tensor:
+        """Any-size images -> uint8 [..., H, W, 3] on the device by the documented rule."""
+        from data_pipeline.ingest import to_frame, to_rgb8
+
+        if isinstance(array, Tensor):
+            array = array.detach().cpu().numpy()
+        array = np.asarray(array)
+        if array.ndim == 2:  # a single gray image
+            array = array[..., None]
+        if array.ndim not in ndim or array.shape[-1] not in (1, 3, 4):
+            raise GenieError(
+                f"{what}: expected images shaped {' or '.join(_shape_names[n] for n in ndim)} with 1, 3 or 4 channels, "
+                f"got shape {array.shape}"
+            )
+        if array.size == 0:
+            raise GenieError(f"{what}: empty array {array.shape}")
+        h, w = self.frame_shape[:2]
+        lead = array.shape[:-3]
+        flat = array.reshape(-1, *array.shape[-3:])
+        if flat.dtype == np.uint8 and flat.shape[1:] == (h, w, 3):
+            out = flat
+        else:
+            if flat.dtype not in (np.uint8, np.uint16):
+                raise GenieError(f"{what}: images must be uint8 or uint16, got {flat.dtype}")
+            if h != w:
+                raise GenieError(f"{what}: resizing prompts to a non-square world ({h}x{w}) is not supported")
+            out = np.stack([to_frame(to_rgb8(img), h) for img in flat])
+        return torch.from_numpy(np.ascontiguousarray(out.reshape(*lead, h, w, 3))).to(self.device)
+
+    def _out(self, frames: Tensor) -> np.ndarray:
+        return frames.cpu().numpy()
+
+    # ------------------------------------------------------------------ rollout
+    @torch.no_grad()
+    def reset(self, prompt, seed: int | list[int] | None = None) -> np.ndarray:
+        """Start B worlds from a prompt: uint8 image [H,W,C], batch [B,H,W,C], or frames [B,T0,H,W,C]
+        (any size and channel count). `seed`: an int (world b gets seed+b), B ints, or None (random).
+        Returns the worlds' current frames uint8 [B,H,W,3] (the tokenizer's view of the prompt)."""
+        frames = self._frames(prompt, "prompt", (3, 4, 5))
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.ndim == 4:
+            frames = frames[:, None]
+        frames = frames[:, -(self.sample.context - 1):] if frames.shape[1] >= self.sample.context else frames
+        b, t0 = frames.shape[:2]
+        self.batch_size = b
+        self.seeds = self._seeds(seed, b)
+        self._counter = 0
+        with self._autocast():
+            tokens = self.tokenizer.encode(frames).indices  # [B,T0,h,w]
+            if t0 > 1:
+                actions = self._infer(frames)
+            else:
+                actions = torch.zeros(b, 0, dtype=torch.int64, device=self.device)
+            none = torch.full((b, 1), self.dynamics.config.no_action, dtype=torch.int64, device=self.device)
+            self.tokens = tokens.flatten(2)  # [B,T,N] history (kept for the uncached path)
+            self.actions_in = torch.cat((none, actions), dim=1)  # [B,T] action into each frame
+            self.dyn_cache = self.dynamics.transformer.new_cache(self.sample.context - 1)
+            self.dec_cache = self.tokenizer.decoder.new_cache(self.sample.tokenizer_context - 1)
+            if self.cached:
+                self.dynamics.step_logits(self.tokens, self.actions_in, self.dyn_cache, commit=True)
+                pixels = self.tokenizer.decode(tokens, self.dec_cache, update_cache=True)
+            else:
+                pixels = self.tokenizer.decode(tokens[:, -(self.sample.tokenizer_context):])
+        return self._out(float_to_frames(pixels[:, -1]))
+
+    @torch.no_grad()
+    def step(self, actions) -> np.ndarray:
+        """Advance every world one frame: actions int [B] (0..num_actions-1) -> uint8 [B,H,W,3]."""
+        return self._out(self.step_tensor(actions))
+
+    @torch.no_grad()
+    def step_tensor(self, actions) -> Tensor:
+        """step() that returns uint8 frames [B,H,W,3] on the world's device (no host copy)."""
+        if self.batch_size == 0:
+            raise GenieError("step() before reset(): call world.reset(prompt) first")
+        actions = self._actions(actions)
+        b, n = self.batch_size, self.tokens.shape[-1]
+        action_in = actions[:, None]
+        with self._autocast():
+            if self.cached:
+                def logits_fn(new: Tensor) -> Tensor:
+                    return self.dynamics.step_logits(new[:, None], action_in, self.dyn_cache)[:, 0]
+            else:
+                past_t = self.tokens[:, -(self.sample.context - 1):]
+                past_a = self.actions_in[:, -(self.sample.context - 1):]
+
+                def logits_fn(new: Tensor) -> Tensor:  # recompute the whole window every round
+                    seq, acts = torch.cat((past_t, new[:, None]), 1), torch.cat((past_a, action_in), 1)
+                    return self.dynamics.step_logits(seq, acts)[:, -1]
+
+            base = self._counter * 64
+            new = maskgit_sample(
+                logits_fn, b, n, self.dynamics.config.mask_id, self.sample.steps, self.sample.temperature,
+                draw=lambda i: uniform(self.seeds, base + i, n), device=self.device,
+            )
+            self._counter += 1
+            gh, gw = self.tokenizer.config.grid
+            if self.cached:
+                self.dynamics.step_logits(new[:, None], action_in, self.dyn_cache, commit=True)
+                pixels = self.tokenizer.decode(new.view(b, 1, gh, gw), self.dec_cache, update_cache=True)[:, -1]
+            self.tokens = torch.cat((self.tokens, new[:, None]), 1)[:, -self.sample.context:]
+            self.actions_in = torch.cat((self.actions_in, action_in), 1)[:, -self.sample.context:]
+            if not self.cached:
+                recent = self.tokens[:, -self.sample.tokenizer_context:]
+                pixels = self.tokenizer.decode(recent.view(b, -1, gh, gw))[:, -1]
+        return float_to_frames(pixels)
+
+    # ------------------------------------------------------------------ analysis
+    @torch.no_grad()
+    def infer_actions(self, video) -> np.ndarray:
+        """Latent actions of a video: uint8 [B,T,H,W,C] (or [T,H,W,C]) -> int64 [B,T-1] (or [T-1])."""
+        frames = self._frames(video, "video", (4, 5))
+        single = frames.ndim == 4
+        frames = frames[None] if single else frames
+        if frames.shape[1] < 2:
+            raise GenieError(f"video: needs at least 2 frames to infer actions, got {frames.shape[1]}")
+        with self._autocast():
+            actions = self._infer(frames).cpu().numpy()
+        return actions[0] if single else actions
+
+    def _infer(self, frames: Tensor) -> Tensor:
+        """uint8 [B,T,H,W,3] on device -> int64 [B,T-1], in LAM windows overlapping by one frame."""
+        step = self.sample.lam_context - 1
+        parts = [self.lam.infer_actions(frames[:, s : s + step + 1]) for s in range(0, frames.shape[1] - 1, step)]
+        return torch.cat(parts, dim=1)
+
+    @torch.no_grad()
+    def reconstruct(self, video) -> np.ndarray:
+        """Tokenizer round trip of uint8 [B,T,H,W,C] (or [T,H,W,C]) -> same shape, uint8 RGB."""
+        frames = self._frames(video, "video", (4, 5))
+        single = frames.ndim == 4
+        frames = frames[None] if single else frames
+        window = self.sample.tokenizer_context
+        with self._autocast():
+            parts = []
+            for s in range(0, frames.shape[1], window):  # the tokenizer's trained context
+                recon, _ = self.tokenizer(frames[:, s : s + window])
+                parts.append(float_to_frames(recon))
+        out = self._out(torch.cat(parts, dim=1))
+        return out[0] if single else out
+
+    # ------------------------------------------------------------------ helpers
+    def _actions(self, actions) -> Tensor:
+        if isinstance(actions, Tensor):
+            a = actions.to(self.device, torch.int64)
+        else:
+            arr = np.asarray(actions)
+            if arr.dtype.kind not in "iu":
+                raise GenieError(f"actions must be integers, got {arr.dtype}")
+            a = torch.as_tensor(arr, dtype=torch.int64, device=self.device)
+        if a.ndim == 0:
+            a = a[None]
+        if a.shape != (self.batch_size,):
+            raise GenieError(f"actions: expected {self.batch_size} actions (one per world), got shape {tuple(a.shape)}")
+        if not isinstance(actions, Tensor) or a.device.type == "cpu":
+            low, high = int(a.min()), int(a.max())
+            if low < 0 or high >= self.num_actions:
+                raise GenieError(f"actions must be in 0..{self.num_actions - 1}, got {high if high >= self.num_actions else low}")
+        return a
+
+    def _seeds(self, seed, b: int) -> Tensor:
+        if seed is None:
+            seed = int(np.random.default_rng().integers(0, 2**31 - b))
+        if isinstance(seed, (int, np.integer)):
+            seeds = [int(seed) + i for i in range(b)]
+        else:
+            seeds = [int(s) for s in seed]
+            if len(seeds) != b:
+                raise GenieError(f"seed: expected {b} seeds (one per world), got {len(seeds)}")
+        return torch.tensor(seeds, dtype=torch.int64, device=self.device)
+
+    def _autocast(self):
+        import contextlib
+
+        return self.amp if self.amp is not None else contextlib.nullcontext()
+
+
+_shape_names = {3: "[H,W,C]", 4: "[B,H,W,C]", 5: "[B,T,H,W,C]"}

@@ -1,0 +1,233 @@
+"""genie.World and the models behind it: action alignment, caching, batching, bundles, errors."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from genie.cli import main
+from genie.dynamics import Dynamics, DynamicsConfig
+from genie.errors import GenieError
+from genie.lam import LAMConfig, LatentActionModel
+from genie.nn.maskgit import maskgit_sample, uniform, unmask_schedule
+from genie.tokenizer import TokenizerConfig, VideoTokenizer
+from genie.world import SampleConfig, World
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["train.wandb=false", "train.progress_bar=false"]
+
+
+def tiny_world(cached=True, context=6) -> World:
+    torch.manual_seed(0)
+    tok = VideoTokenizer(TokenizerConfig(patch_size=8, dim=32, encoder_depth=1, decoder_depth=1, heads=2,
+                                         codebook_size=64, code_dim=8))
+    lam = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=1, decoder_depth=1, num_actions=4))
+    dyn = Dynamics(DynamicsConfig(vocab_size=64, grid_h=8, grid_w=8, num_actions=4, dim=32, depth=2, heads=2))
+    sample = SampleConfig(steps=4, context=context, tokenizer_context=3, lam_context=4)
+    return World(tok, lam, dyn, sample, device="cpu", cached=cached)
+
+
+def prompt(b=3, t=2, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (b, t, 64, 64, 3), dtype=np.uint8)
+
+
+def test_action_at_t_changes_frame_t_plus_1_and_nothing_before():
+    torch.manual_seed(0)
+    dyn = Dynamics(DynamicsConfig(vocab_size=32, grid_h=4, grid_w=4, num_actions=4, dim=32, depth=2, heads=4)).eval()
+    tokens = torch.randint(0, 32, (2, 5, 4, 4))
+    actions = torch.randint(0, 4, (2, 4))
+    changed = actions.clone()
+    changed[:, 2] = (changed[:, 2] + 1) % 4  # a_2 conditions frame 3
+    a, b = dyn(tokens, actions), dyn(tokens, changed)
+    assert torch.equal(a[:, :3], b[:, :3])
+    assert not torch.allclose(a[:, 3], b[:, 3])
+
+
+def test_lam_action_depends_on_the_frames_of_its_transition_only():
+    torch.manual_seed(0)
+    lam = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=2, decoder_depth=1)).eval()
+    video = torch.randint(0, 256, (1, 5, 64, 64, 3), dtype=torch.uint8)
+    later = video.clone()
+    later[:, 3:] = 255 - later[:, 3:]
+    with torch.no_grad():
+        a, b = lam.encode(video), lam.encode(later)
+    # transitions 0->1 and 1->2 do not see frame 3
+    torch.testing.assert_close(a.quantized[:, :2], b.quantized[:, :2])
+
+
+def test_cached_step_gives_the_same_logits_as_recomputing():
+    torch.manual_seed(0)
+    dyn = Dynamics(DynamicsConfig(vocab_size=32, grid_h=4, grid_w=4, num_actions=4, dim=32, depth=2, heads=4)).eval()
+    tokens = torch.randint(0, 32, (2, 6, 16))
+    actions_in = torch.cat((torch.full((2, 1), 4), torch.randint(0, 4, (2, 5))), dim=1)
+    full = dyn.step_logits(tokens, actions_in)
+    cache = dyn.transformer.new_cache(window=16)
+    parts = [dyn.step_logits(tokens[:, :2], actions_in[:, :2], cache, commit=True)]
+    for t in range(2, 6):
+        masked = tokens[:, t : t + 1].clone()
+        masked[:, :, ::2] = 32  # probing with masked tokens must leave the cache alone
+        dyn.step_logits(masked, actions_in[:, t : t + 1], cache)
+        parts.append(dyn.step_logits(tokens[:, t : t + 1], actions_in[:, t : t + 1], cache, commit=True))
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_cached_and_uncached_worlds_agree_within_the_context_window():
+    cached, uncached = tiny_world(cached=True, context=8), tiny_world(cached=False, context=8)
+    p = prompt()
+    assert np.array_equal(cached.reset(p, seed=1), uncached.reset(p, seed=1))
+    for t in range(6):  # 2 prompt frames + 6 steps = the 8-frame window
+        a = np.array([t % 4, (t + 1) % 4, 3])
+        assert np.array_equal(cached.step(a), uncached.step(a)), f"step {t}"
+
+
+def test_a_batch_of_worlds_equals_single_runs_with_the_same_seeds():
+    world, single = tiny_world(), tiny_world()
+    p = prompt()
+    world.reset(p, seed=[5, 6, 7])
+    actions = np.array([[0, 1, 2], [3, 3, 0], [1, 2, 3], [2, 0, 1], [0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3]])
+    batch = [world.step(a) for a in actions]  # 8 steps: the window (6) slides too
+    for b, seed in enumerate([5, 6, 7]):
+        single.reset(p[b : b + 1], seed=seed)
+        for t, a in enumerate(actions):
+            assert np.array_equal(single.step(a[b : b + 1])[0], batch[t][b]), (b, t)
+
+
+def test_same_seed_same_rollout_other_seed_other_rollout():
+    world = tiny_world()
+    p = prompt(b=1)
+    runs = []
+    for seed in (3, 3, 4):
+        world.reset(p, seed=seed)
+        runs.append(np.stack([world.step(np.array([t % 4])) for t in range(4)]))
+    assert np.array_equal(runs[0], runs[1]) and not np.array_equal(runs[0], runs[2])
+
+
+def test_maskgit_unmasks_every_token_on_a_cosine_schedule():
+    assert unmask_schedule(256, 25)[-1] == 0 and unmask_schedule(256, 25)[0] == 255
+    counts = unmask_schedule(64, 8)
+    assert all(a > b for a, b in zip(counts, counts[1:]))
+    seen = []
+
+    def logits_fn(tokens):
+        seen.append(int((tokens == 10).sum()))
+        return torch.randn(2, 16, 10)
+
+    seeds = torch.tensor([0, 1])
+    out = maskgit_sample(logits_fn, 2, 16, 10, 4, 1.0, lambda i: uniform(seeds, i, 16))
+    assert out.shape == (2, 16) and int(out.max()) < 10
+    assert seen[0] == 32 and seen == sorted(seen, reverse=True)
+
+
+def test_prompts_of_any_size_and_channel_count():
+    world = tiny_world()
+    for image in (np.zeros((100, 80), np.uint8), np.zeros((30, 40, 4), np.uint16), np.zeros((64, 64, 3), np.uint8)):
+        assert world.reset(image).shape == (1, 64, 64, 3)
+    assert world.reset(prompt(b=2, t=3)).shape == (2, 64, 64, 3)
+    assert world.infer_actions(prompt(b=2, t=9)).shape == (2, 8)  # spans two LAM windows
+    assert world.reconstruct(prompt(b=1, t=5)[0]).shape == (5, 64, 64, 3)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda w: w.step(np.array([9, 0, 0])), "in 0..3"),
+        (lambda w: w.step(np.array([-1, 0, 0])), "in 0..3"),
+        (lambda w: w.step(np.array([0, 1])), "expected 3 actions"),
+        (lambda w: w.step(np.array([0.5, 1, 1])), "integers"),
+        (lambda w: w.reset(np.zeros(5)), "expected images"),
+        (lambda w: w.reset(np.zeros((2, 64, 64, 3), np.float32)), "uint8"),
+        (lambda w: w.infer_actions(prompt(b=1, t=1)), "at least 2 frames"),
+    ],
+)
+def test_bad_inputs_are_clear_errors(call, message):
+    world = tiny_world()
+    world.reset(prompt())
+    with pytest.raises(GenieError, match=message):
+        call(world)
+
+
+def test_step_before_reset_is_an_error():
+    with pytest.raises(GenieError, match="reset"):
+        tiny_world().step(np.array([0]))
+
+
+@pytest.fixture(scope="module")
+def trained_world(tmp_path_factory):
+    """Record synthetic footage, train a tiny tokenizer and world briefly, export both."""
+    d = tmp_path_factory.mktemp("world")
+    data = d / "data"
+    assert main(["record", "--env", "synthetic", "--episodes", "8", "--max-steps", "40", "--out", str(data)]) == 0
+    assert main(["train", "tokenizer", "--config", str(ROOT / "configs/tiny/tokenizer.yaml"), "--data", str(data),
+                 "--out", str(d / "tok"), "train.max_steps=4", *FAST]) == 0
+    assert main(["export", str(d / "tok"), "--out", str(d / "tok.bundle")]) == 0
+    assert main(["train", "world", "--config", str(ROOT / "configs/tiny/world.yaml"), "--data", str(data),
+                 "--tokenizer", str(d / "tok.bundle"), "--out", str(d / "run"), "train.max_steps=4",
+                 "train.val_every=2", *FAST]) == 0
+    assert main(["export", str(d / "run"), "--out", str(d / "world.bundle")]) == 0
+    return d
+
+
+def test_exported_world_loads_and_steps_on_cpu(trained_world):
+    world = World.load(trained_world / "world.bundle", device="cpu")
+    assert world.num_actions == 8 and world.frame_shape == (64, 64, 3)
+    frames = world.reset(np.zeros((64, 64, 3), np.uint8), seed=0)
+    assert frames.shape == (1, 64, 64, 3) and frames.dtype == np.uint8
+    assert world.step(np.array([3])).shape == (1, 64, 64, 3)
+    assert (trained_world / "run" / "samples" / "rollout-latest.png").is_file()
+
+
+def test_world_run_resumes_and_continues(trained_world, tmp_path):
+    run = trained_world / "run"
+    assert main(["train", "world", "--data", str(trained_world / "data"), "--out", str(run), "--resume",
+                 "train.max_steps=6", *FAST]) == 0
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
+def test_eval_writes_json_with_delta_psnr_and_probe(trained_world, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(trained_world / "world.bundle"), "--data", str(trained_world / "data"),
+                 "--json", str(out), "--clips", "4", "--horizon", "4"]) == 0
+    result = json.loads(out.read_text())
+    assert len(result["delta_psnr"]) == 4 and result["delta_psnr_at_4"] == result["delta_psnr"][3]
+    assert 0 <= result["probe"]["accuracy"] <= 1 and 0 < result["probe"]["majority_baseline"] <= 1
+    assert "delta-t PSNR @ t=4" in capsys.readouterr().out
+
+
+def test_sample_writes_gif_and_all_actions_grid(trained_world, tmp_path):
+    image = tmp_path / "sketch.png"
+    cv2.imwrite(str(image), np.full((120, 90), 200, np.uint8))  # a gray image of another size
+    gif = tmp_path / "rollout.gif"
+    assert main(["sample", str(trained_world / "world.bundle"), "--prompt", str(image), "--actions", "1,1,2",
+                 "--out", str(gif)]) == 0
+    ok, frames = cv2.imreadanimation(str(gif))
+    assert ok and len(frames.frames) == 4  # the prompt and 3 steps
+    grid = tmp_path / "all.png"
+    assert main(["sample", str(trained_world / "world.bundle"), "--prompt", str(image), "--all-actions",
+                 "--length", "2", "--out", str(grid), "--scale", "1"]) == 0
+    assert cv2.imread(str(grid)).shape[0] > 8 * 64  # one row per latent action
+
+
+def test_bad_sample_inputs_exit_with_one_line(trained_world, tmp_path, capsys):
+    bundle = str(trained_world / "world.bundle")
+    assert main(["sample", bundle, "--prompt", str(tmp_path / "missing.png"), "--actions", "1", "--out",
+                 str(tmp_path / "x.gif")]) == 2
+    image = tmp_path / "p.png"
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    assert main(["sample", bundle, "--prompt", str(image), "--actions", "1,99", "--out", str(tmp_path / "x.gif")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.png" in err and "0..7" in err and "Traceback" not in err
+
+
+def test_world_bundle_of_another_version_is_refused(trained_world, tmp_path):
+    import shutil
+
+    bundle = tmp_path / "old"
+    shutil.copytree(trained_world / "world.bundle", bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    config["format_version"] = 0
+    (bundle / "config.json").write_text(json.dumps(config))
+    with pytest.raises(GenieError, match="format version 0"):
+        World.load(bundle, device="cpu")
