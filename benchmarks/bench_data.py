@@ -8,13 +8,8 @@ python benchmarks/bench_data.py --compare-compression  # also gzip-4 vs lzf size
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
-import shlex
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import h5py
@@ -27,32 +22,8 @@ from data_pipeline.record import record  # noqa: E402
 from data_pipeline.shards import ShardWriter, find_shards  # noqa: E402
 from data_pipeline.synthetic import SyntheticGame  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-HEADER = """# Benchmark results
-
-Rows are appended by the scripts in benchmarks/ (`--append-results`); rerun the command to reproduce.
-
-| date | machine | command | metric | value |
-| --- | --- | --- | --- | --- |
-"""
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
-
-
-def timed(fn, *args) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = fn(*args)
-    return time.perf_counter() - start, result
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import report, timed  # noqa: E402
 
 
 def bench_recorders(tmp: Path, rows: list) -> None:
@@ -145,20 +116,7 @@ def main() -> None:
         bench_reads(find_shards(real), rows, f"{real.name}, gzip-4")
         if args.compare_compression:
             bench_reads([tmp / "write-lzf.h5"], rows, f"{real.name}, lzf")
-    command = "python benchmarks/bench_data.py" + "".join(
-        f" {shlex.quote(a)}" for a in sys.argv[1:] if a != "--append-results"
-    )
-    date, where = datetime.date.today().isoformat(), machine()
-    lines = [f"| {date} | {where} | `{command}` | {metric} | {value} |" for metric, value in rows]
-    print("| date | machine | command | metric | value |\n| --- | --- | --- | --- | --- |")
-    print("\n".join(lines))
-    if args.append_results:
-        if not RESULTS.exists():
-            RESULTS.write_text(HEADER)
-        with RESULTS.open("a") as f:
-            f.write("\n".join(lines) + "\n")
-        print(f"appended {len(lines)} rows to {RESULTS}")
-
+    report("bench_data.py", rows, args.append_results)
 
 if __name__ == "__main__":
     main()

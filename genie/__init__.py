@@ -1,9 +1,18 @@
 """genie: a playable generative world-model engine.
 
-Heavy modules (torch models, the World runtime) load lazily so `import genie` stays cheap.
+`from genie import World` loads the runtime lazily, so `import genie` (and the data commands)
+stay cheap and do not import torch.
 """
 
 from genie.errors import GenieError
 
 __version__ = "0.1.0"
-__all__ = ["GenieError", "__version__"]
+__all__ = ["GenieError", "World", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "World":
+        from genie.world import World
+
+        return World
+    raise AttributeError(f"module 'genie' has no attribute {name!r}")

@@ -38,7 +38,7 @@ def _eval(args: argparse.Namespace) -> None:
     from genie.evaluate import run_eval
 
     run_eval(args.bundle, args.data, args.json, max_clips=args.clips, horizon=args.horizon,
-             prompt_frames=args.prompt_frames, steps=args.steps, device=args.device, seed=args.seed)
+             prompt_frames=args.prompt_frames, steps=args.steps, device=args.device, seed=args.seed, grid=args.grid)
 
 
 def _sample(args: argparse.Namespace) -> None:
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("bundle", help="world bundle from `genie export`")
     ev.add_argument("--data", required=True, help="held-out shards (episodes the world did not train on)")
     ev.add_argument("--json", help="write all figures to this JSON file")
+    ev.add_argument("--grid", help="write a PNG of originals above their reconstructions")
     ev.add_argument("--clips", type=int, default=64, help="clips to evaluate (default 64)")
     ev.add_argument("--horizon", type=int, default=8, help="generated frames per clip (default 8)")
     ev.add_argument("--prompt-frames", type=int, default=1, help="real frames given as the prompt (default 1)")

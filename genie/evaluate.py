@@ -10,7 +10,8 @@ For N clips of `prompt + horizon` frames from DATA (pass held-out episodes):
   probe          when DATA has true actions: a lookup probe (each latent action -> the true
                  action it co-occurs with most) fit on half of the episodes, accuracy on the
                  other half, beside the majority-class baseline of that half
-Both rollouts of a clip use the same seed, so only the actions differ.
+Both rollouts of a clip use the same seed, so only the actions differ. A tokenizer-only bundle
+gets the tokenizer row alone. --grid writes a PNG: originals above their reconstructions.
 """
 
 from __future__ import annotations
@@ -67,12 +68,48 @@ def lookup_probe(latent: np.ndarray, true: np.ndarray, episodes: np.ndarray, num
     }
 
 
+def evaluate_tokenizer(bundle: str, data: str, max_clips: int = 64, clip_len: int = 4, device: str = "auto",
+                       seed: int = 0, batch_size: int = 16, grid: str | None = None) -> dict:
+    """Reconstruction PSNR/SSIM of a bundle's tokenizer on clips of DATA."""
+    from genie.bundle import load_tokenizer
+    from genie.tokenizer import float_to_frames
+    from genie.world import resolve_device
+
+    dev = resolve_device(device)
+    tokenizer = load_tokenizer(bundle, dev)
+    frames, _, _ = sample_clips(data, clip_len, max_clips, seed)
+    values, recons = {"psnr": [], "ssim": []}, []
+    with torch.no_grad():
+        for s in range(0, len(frames), batch_size):
+            real = torch.from_numpy(frames[s : s + batch_size]).to(dev)
+            recon = float_to_frames(tokenizer(real)[0])
+            values["psnr"].append(psnr(recon, real).clamp(max=100).flatten().cpu())
+            values["ssim"].append(ssim(recon, real).flatten().cpu())
+            recons.append(recon.cpu().numpy())
+    if grid:
+        from genie.training.common import frame_grid, save_png
+
+        rows = []
+        for original, rebuilt in zip(frames[:6], np.concatenate(recons)[:6]):
+            rows += [original, rebuilt]
+        save_png(Path(grid), frame_grid(rows))
+    return {"bundle": str(bundle), "data": str(data), "clips": len(frames), "clip_len": clip_len,
+            "tokenizer": {k: float(torch.cat(v).mean()) for k, v in values.items()}}
+
+
 def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 8, prompt_frames: int = 1,
-             steps: int | None = None, device: str = "auto", seed: int = 0, batch_size: int = 32) -> dict:
+             steps: int | None = None, device: str = "auto", seed: int = 0, batch_size: int = 32,
+             grid: str | None = None) -> dict:
     """Run every measurement above; returns a JSON-ready dict."""
+    from genie.bundle import read_bundle
     from genie.world import World
 
+    components = read_bundle(bundle)[0].get("components", {})
+    if set(components) == {"tokenizer"}:
+        return evaluate_tokenizer(bundle, data, max_clips, device=device, seed=seed, grid=grid)
     world = World.load(bundle, device=device, steps=steps)
+    if grid:
+        evaluate_tokenizer(bundle, data, 6, clip_len=world.sample.tokenizer_context, device=device, grid=grid)
     frames, true_actions, episodes = sample_clips(data, prompt_frames + horizon, max_clips, seed)
     n = len(frames)
     rng = np.random.default_rng(seed)
@@ -117,6 +154,9 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 8, prom
 
 
 def format_table(r: dict) -> str:
+    if "horizon" not in r:  # a tokenizer bundle
+        return (f"clips                  {r['clips']} of {r['clip_len']} frames\n"
+                f"tokenizer PSNR / SSIM  {r['tokenizer']['psnr']:.2f} dB / {r['tokenizer']['ssim']:.3f}")
     rows = [
         ("clips", f"{r['clips']} (prompt {r['prompt_frames']} frame(s), horizon {r['horizon']}, "
                   f"{r['maskgit_steps']} MaskGIT steps, temperature {r['temperature']})"),

@@ -11,7 +11,9 @@ A run folder holds:
 from __future__ import annotations
 
 import json
+import logging
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,20 @@ def _derive_world_sections(sections: dict[str, Any], tokenizer_cfg, source: str)
     dyn.num_actions = lam.num_actions
     if sample.context > train.clip_len or sample.lam_context > train.clip_len:
         raise GenieError(f"{source}: sample.context and sample.lam_context must be <= train.clip_len ({train.clip_len})")
+
+
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's useful lines, drop its adverts and warnings that do not apply here."""
+    for handler in logging.getLogger("lightning.pytorch").handlers:
+        handler.addFilter(_DropAdverts())
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen tokenizer
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -142,6 +158,7 @@ def train_stage(
     if not resume:
         _write_atomic(out / "run.json", json.dumps(meta, indent=2))
 
+    _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = _stages()[stage].module(**_module_kwargs(sections, tokenizer_cfg), sample_dir=str(out / "samples"))
     if tokenizer_model is not None and not resume:
@@ -171,7 +188,7 @@ def train_stage(
         print(f"{stage}: {sum(p.numel() for p in module.model.parameters()) / 1e6:.2f}M parameters, "
               f"{'resuming from ' + str(last) if resume else 'new run'} -> {out}")
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
-    trainer.save_checkpoint(last)
+    trainer.save_checkpoint(last, weights_only=False)
     metrics = trainer.validate(module, datamodule=datamodule, verbose=False)
     if trainer.is_global_zero and metrics:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics[0].items())
