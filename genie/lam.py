@@ -1,16 +1,23 @@
 """LatentActionModel: discrete actions learned from pixels alone (Genie's LAM).
 
-video x[0..T-1] uint8 -> patchify, plus one learned "action token" per frame -> ST encoder
-    (causal) -> action token of frame t+1 minus that of frame t -> VQ with a tiny codebook
-    (num_actions codes) -> a_t, one action per transition t -> t+1
+video x[0..T-1] uint8 -> patches of x_t and of x_t - x_{t-1} -> ST encoder (causal)
+    -> max over the patches of frame t+1 -> VQ with a tiny codebook (num_actions codes)
+    -> a_t, one action per transition t -> t+1
 decoder: ST decoder over frames 0..T-2 with a_t added to every patch of frame t
-    -> predicts frame t+1 (pixels)
+    -> predicts frame t+1 as frame t plus a residual (pixels)
 
 The decoder never sees frame t+1, so everything it needs to know about the change from t to t+1
-must pass through the num_actions-way bottleneck. The action token attends to every patch, so a
-small moving sprite is not averaged away by a large static (or scrolling) background; taking the
-difference of consecutive tokens removes what all frames share, so at initialisation the
-quantizer's inputs already differ by transition instead of collapsing onto one code. After training only the encoder and quantizer
+must pass through the num_actions-way bottleneck. The encoder sees each frame's difference from
+the previous one beside the frame itself, and the action is read with a max over patches: a small
+moving sprite is a strong feature in one patch, which a mean over patches (or an attention-pooled
+token) dilutes. Trained supervised on the synthetic game's true actions as a check, max pooling
+reached 96-99% accuracy in 200 steps where an action token reached 49% in 300.
+
+Two choices make the actions learnable when what they move is small: the decoder predicts a
+residual on top of frame t (copying the unchanged background is free), and the reconstruction
+loss weights each pixel by 1 + change_weight * |x_{t+1} - x_t| (max over channels). Without them a
+sprite covering <1% of the frame is a rounding error in the loss, and even a decoder given the
+true actions learns nothing more than copying frame t. After training only the encoder and quantizer
 are used (World.infer_actions); the action ids index the dynamics model's action embeddings.
 """
 
@@ -39,6 +46,7 @@ class LAMConfig:
     code_dim: int = 16
     beta: float = 0.25
     restart_every: int = 50
+    change_weight: float = 20.0  # extra loss weight on pixels that change from t to t+1
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -62,9 +70,8 @@ class LatentActionModel(nn.Module):
             raise ValueError(f"frame {c.height}x{c.width} is not divisible by patch_size {c.patch_size}")
         gh, gw = c.grid
         patch_dim = c.patch_size * c.patch_size * 3
-        self.enc_embed = nn.Linear(patch_dim, c.dim)
+        self.enc_embed = nn.Linear(2 * patch_dim, c.dim)  # a patch of the frame and of its change
         self.enc_pos = nn.Parameter(torch.randn(gh * gw, c.dim) * 0.02)
-        self.action_token = nn.Parameter(torch.randn(c.dim) * 0.02)
         self.encoder = STTransformer(c.dim, c.encoder_depth, c.heads, c.mlp_ratio, causal=True)
         self.vq = VectorQuantizer(c.dim, c.num_actions, c.code_dim, c.beta, restart_every=c.restart_every)
         self.dec_embed = nn.Linear(patch_dim, c.dim)
@@ -74,10 +81,11 @@ class LatentActionModel(nn.Module):
 
     def encode(self, frames: Tensor) -> VQOutput:
         """frames uint8 [B,T,H,W,3] -> VQOutput over the T-1 transitions (indices [B,T-1])."""
-        x = self.enc_embed(patchify(frames_to_float(frames), self.config.patch_size)) + self.enc_pos
-        token = self.action_token.expand(*x.shape[:2], 1, -1)  # [B,T,1,D]
-        h = self.encoder(torch.cat((token, x), dim=2))[:, :, 0]  # [B,T,D] action tokens; t+1 saw frames <= t+1
-        return self.vq(h[:, 1:] - h[:, :-1])  # what changed from t to t+1 -> one code per transition
+        x = frames_to_float(frames)
+        change = torch.cat((torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]), dim=1)  # frame 0: none
+        x = self.enc_embed(patchify(torch.cat((x, change), dim=-1), self.config.patch_size)) + self.enc_pos
+        h = self.encoder(x)  # [B,T,N,D]; frame t+1's patches have seen frames <= t+1
+        return self.vq(h[:, 1:].amax(dim=2))  # [B,T-1,D]: one code per transition
 
     def infer_actions(self, frames: Tensor) -> Tensor:
         """frames uint8 [B,T,H,W,3] -> latent actions int64 [B,T-1]."""
@@ -85,18 +93,21 @@ class LatentActionModel(nn.Module):
 
     def forward(self, frames: Tensor) -> LAMOutput:
         vq = self.encode(frames)
-        past = patchify(frames_to_float(frames[:, :-1]), self.config.patch_size)  # frames 0..T-2
-        x = self.dec_embed(past) + self.dec_pos + vq.quantized[:, :, None, :]  # a_t on frame t
-        recon = unpatchify(self.head(self.decoder(x)), self.config.patch_size, self.config.grid[0])
-        return LAMOutput(recon, vq.indices, vq)
+        past = frames_to_float(frames[:, :-1])  # frames 0..T-2
+        x = self.dec_embed(patchify(past, self.config.patch_size)) + self.dec_pos + vq.quantized[:, :, None, :]
+        residual = unpatchify(self.head(self.decoder(x)), self.config.patch_size, self.config.grid[0])
+        return LAMOutput(past + residual, vq.indices, vq)  # a_t is added to frame t, frame t+1 predicted
 
     def action_embeddings(self) -> Tensor:
         """The quantized vector of every latent action [num_actions, dim] (for inspection)."""
         return self.vq.embed(torch.arange(self.config.num_actions, device=self.vq.codebook.device))
 
 
-def lam_loss(frames: Tensor, out: LAMOutput) -> tuple[Tensor, Tensor]:
-    """-> (total loss, reconstruction MSE) for frames uint8 [B,T,H,W,3]."""
-    mse = (out.recon.float() - frames_to_float(frames[:, 1:])).pow(2).mean()
-    return mse + out.vq.loss, mse
+def lam_loss(frames: Tensor, out: LAMOutput, change_weight: float) -> tuple[Tensor, Tensor]:
+    """-> (total loss, plain reconstruction MSE) for frames uint8 [B,T,H,W,3] (see module docstring)."""
+    x = frames_to_float(frames)
+    target, change = x[:, 1:], (x[:, 1:] - x[:, :-1]).abs().amax(dim=-1, keepdim=True)
+    err = (out.recon.float() - target).pow(2)
+    weighted = (err * (1 + change_weight * change)).mean()
+    return weighted + out.vq.loss, err.mean().detach()
 

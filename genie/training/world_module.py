@@ -53,7 +53,7 @@ class WorldModule(L.LightningModule):
         with torch.no_grad():
             tokens = self.tokenizer.encode(frames).indices
         out = self.lam(frames)
-        lam_total, lam_mse = lam_loss(frames, out)
+        lam_total, lam_mse = lam_loss(frames, out, self.lam_config.change_weight)
         dyn_loss, dyn_acc = self.dynamics.loss(tokens, out.actions)
         loss = lam_total + dyn_loss
         self.log_dict({
@@ -72,7 +72,7 @@ class WorldModule(L.LightningModule):
         frames = batch["frames"]
         tokens = self.tokenizer.encode(frames).indices
         out = self.lam(frames)
-        lam_total, lam_mse = lam_loss(frames, out)
+        lam_total, lam_mse = lam_loss(frames, out, self.lam_config.change_weight)
         g = torch.Generator(device=self.device).manual_seed(batch_idx)  # same masks every validation
         dyn_loss, dyn_acc = self.dynamics.loss(tokens, out.actions, generator=g)
         self._action_counts += torch.bincount(out.actions.flatten(), minlength=self.lam_config.num_actions)
