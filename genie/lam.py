@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from genie.nn import STTransformer, VectorQuantizer, VQOutput
-from genie.tokenizer import frames_to_float, patchify, unpatchify
+from genie.tokenizer import check_patches, frames_to_float, patchify, unpatchify
 
 
 @dataclass
@@ -66,8 +66,7 @@ class LatentActionModel(nn.Module):
     def __init__(self, config: LAMConfig):
         super().__init__()
         c = self.config = config
-        if c.height % c.patch_size or c.width % c.patch_size:
-            raise ValueError(f"frame {c.height}x{c.width} is not divisible by patch_size {c.patch_size}")
+        check_patches(c.height, c.width, c.patch_size)
         gh, gw = c.grid
         patch_dim = c.patch_size * c.patch_size * 3
         self.enc_embed = nn.Linear(2 * patch_dim, c.dim)  # a patch of the frame and of its change

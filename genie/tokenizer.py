@@ -48,6 +48,11 @@ def unpatchify(x: Tensor, p: int, h: int) -> Tensor:
     return rearrange(x, "b t (h w) (p1 p2 c) -> b t (h p1) (w p2) c", h=h, p1=p, p2=p)
 
 
+def check_patches(height: int, width: int, patch_size: int) -> None:
+    if height % patch_size or width % patch_size:
+        raise ValueError(f"frame {height}x{width} is not divisible by patch_size {patch_size}")
+
+
 def frames_to_float(frames: Tensor) -> Tensor:
     """uint8 frames in [0,255] -> float32 in [-1,1] (the models' pixel range)."""
     return frames.float().div(127.5).sub(1.0)
@@ -64,8 +69,7 @@ class VideoTokenizer(nn.Module):
     def __init__(self, config: TokenizerConfig):
         super().__init__()
         c = self.config = config
-        if c.height % c.patch_size or c.width % c.patch_size:
-            raise ValueError(f"frame {c.height}x{c.width} is not divisible by patch_size {c.patch_size}")
+        check_patches(c.height, c.width, c.patch_size)
         gh, gw = c.grid
         patch_dim = c.patch_size * c.patch_size * 3
         self.embed = nn.Linear(patch_dim, c.dim)
