@@ -13,7 +13,7 @@ from genie.dynamics import Dynamics, DynamicsConfig
 from genie.errors import GenieError
 from genie.lam import LAMConfig, LatentActionModel
 from genie.nn.maskgit import maskgit_sample, uniform, unmask_schedule
-from genie.tokenizer import TokenizerConfig, VideoTokenizer
+from genie.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
 from genie.world import SampleConfig, World
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,3 +231,31 @@ def test_world_bundle_of_another_version_is_refused(trained_world, tmp_path):
     (bundle / "config.json").write_text(json.dumps(config))
     with pytest.raises(GenieError, match="format version 0"):
         World.load(bundle, device="cpu")
+
+
+def test_lam_decoder_predicts_a_residual_on_frame_t():
+    torch.manual_seed(0)
+    lam = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=1, decoder_depth=1))
+    torch.nn.init.zeros_(lam.head.weight)
+    torch.nn.init.zeros_(lam.head.bias)
+    video = torch.randint(0, 256, (2, 3, 64, 64, 3), dtype=torch.uint8)
+    out = lam(video)
+    assert torch.equal(float_to_frames(out.recon), video[:, :-1])  # a zero residual copies frame t
+
+
+def test_lam_loss_weighs_pixels_that_changed():
+    from genie.lam import LAMOutput, lam_loss
+
+    video = torch.zeros(1, 2, 64, 64, 3, dtype=torch.uint8)
+    video[0, 1, :8, :8] = 255  # a small patch changes between the two frames
+    vq = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=1, decoder_depth=1)).encode(video)
+    vq.loss = torch.zeros(())
+    target = video[:, 1:].float() / 127.5 - 1
+    wrong_where_changed = target.clone()
+    wrong_where_changed[0, 0, :8, :8] = -1.0
+    wrong_elsewhere = target.clone()
+    wrong_elsewhere[0, 0, 32:40, 32:40] = 1.0
+    a, mse_a = lam_loss(video, LAMOutput(wrong_where_changed, vq.indices, vq), change_weight=20.0)
+    b, mse_b = lam_loss(video, LAMOutput(wrong_elsewhere, vq.indices, vq), change_weight=20.0)
+    assert torch.allclose(mse_a, mse_b)  # the same plain error...
+    assert a > 10 * b  # ...counts far more where the frame changed
