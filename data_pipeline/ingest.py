@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # ffmpeg's own messages; errors become GenieError
 import cv2  # noqa: E402
@@ -123,7 +124,7 @@ def read_image(path: Path) -> np.ndarray:
     return _bgr_to_rgb(img)
 
 
-def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float]:
+def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float, int | None]:
     with _quiet_opencv():
         cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
@@ -131,6 +132,7 @@ def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float]:
             f"cannot read video {path} (corrupt or a format ffmpeg cannot decode); re-encode it, e.g. as .mp4"
         )
     fps = cap.get(cv2.CAP_PROP_FPS)
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
 
     def frames() -> Iterator[np.ndarray]:
         try:
@@ -143,7 +145,7 @@ def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float]:
         finally:
             cap.release()
 
-    return frames(), fps
+    return frames(), fps, (count if count > 0 else None)
 
 
 def _gif_frames(path: Path) -> tuple[list[np.ndarray], float]:
@@ -200,7 +202,8 @@ def ingest(
     else the video's / GIF's own, else 15 for folders. All-or-nothing: if any input fails, no new
     shard is written. Returns the shard paths."""
     out, paths = Path(out), [Path(p) for p in paths]
-    kinds = [_kind(p) for p in paths]
+    for p in paths:  # every input is footage before anything is written
+        _kind(p)
     names: list[str] = []
     for p in paths:  # one shard per input: <stem>.h5, <stem>-2.h5 if two inputs share a stem
         stem, n = p.stem if p.is_file() else p.name, 1
@@ -216,25 +219,41 @@ def ingest(
             )
     writers: list[ShardWriter] = []
     with contextlib.ExitStack() as stack:
-        for p, kind, name in zip(paths, kinds, names):
-            source_fps, num = _ingest_one(p, kind, out / f"{name}.h5", size, fps, convert, stack, writers)
+        for p, name in zip(paths, names):
+            source_fps, num = _ingest_one(p, out / f"{name}.h5", size, fps, convert, stack, writers)
             if log is not None:
                 log(f"  {p} -> {name}.h5: {num} frames at {source_fps:g} fps")
         # leaving the ExitStack renames every shard into place; an error above deletes them all
     return [w.path for w in writers]
 
 
-def _ingest_one(path, kind, dst, size, fps, convert, stack, writers) -> tuple[float, int]:
+class Footage(NamedTuple):
+    """One input's frames as stored: `frames` yields (file the frame came from, RGB(A) uint8/uint16
+    image) lazily (a GIF is decoded whole first); `fps` is the native rate (FOLDER_FPS for folders);
+    `length` the frame count if known up front (a video's is its container's estimate)."""
+
+    frames: Iterator[tuple[Path, np.ndarray]]
+    fps: float
+    length: int | None
+
+
+def read_footage(path: str | Path) -> Footage:
+    """Open a video, a GIF or a folder of frames for reading; GenieError naming the file if it is
+    missing, of another kind or unreadable. Frames are not converted: pass them to to_frame."""
+    path = Path(path)
+    kind = _kind(path)
     if kind == "folder":
         files = _folder_images(path)
-        frames = ((f, read_image(f)) for f in files)
-        native_fps = FOLDER_FPS
-    elif kind == "gif":
-        imgs, native_fps = _gif_frames(path)
-        frames = ((path, f) for f in imgs)
-    else:
-        it, native_fps = _video_frames(path)
-        frames = ((path, f) for f in it)
+        return Footage(((f, read_image(f)) for f in files), FOLDER_FPS, len(files))
+    if kind == "gif":
+        imgs, fps = _gif_frames(path)
+        return Footage(((path, f) for f in imgs), fps, len(imgs))
+    it, fps, count = _video_frames(path)
+    return Footage(((path, f) for f in it), fps, count)
+
+
+def _ingest_one(path, dst, size, fps, convert, stack, writers) -> tuple[float, int]:
+    frames, native_fps, _ = read_footage(path)
     use_fps = fps or native_fps
     if not (use_fps and 0 < use_fps <= 1000):
         raise GenieError(f"{path} has no usable frame rate in its metadata ({native_fps}); pass --fps")

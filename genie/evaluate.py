@@ -44,6 +44,24 @@ def sample_clips(data: str, length: int, max_clips: int, seed: int = 0):
     return frames, actions, episodes
 
 
+def fit_action_map(latent: np.ndarray, true: np.ndarray, num_latent: int,
+                   num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The lookup probe's map: each latent action -> the true action it co-occurs with most.
+
+    latent, true: int [M] paired transitions (true -1 = unknown, ignored; at least one known).
+    Returns (mapping int64 [num_latent], counts int64 [num_latent, num_classes]); a latent action
+    never seen with a known true action maps to the most frequent true action overall.
+    num_classes defaults to the largest true action + 1.
+    """
+    keep = true >= 0
+    latent, true = np.asarray(latent)[keep].astype(np.int64), np.asarray(true)[keep].astype(np.int64)
+    classes = int(true.max()) + 1 if num_classes is None else int(num_classes)
+    table = np.zeros((num_latent, classes), dtype=np.int64)
+    np.add.at(table, (latent, true), 1)
+    fallback = np.bincount(true, minlength=classes).argmax()
+    return np.where(table.sum(1) > 0, table.argmax(1), fallback), table
+
+
 def lookup_probe(latent: np.ndarray, true: np.ndarray, episodes: np.ndarray, num_latent: int) -> dict:
     """Fit latent -> most frequent true action on half the episodes, score it on the other half."""
     keep = true >= 0
@@ -54,10 +72,7 @@ def lookup_probe(latent: np.ndarray, true: np.ndarray, episodes: np.ndarray, num
     fit_eps = np.random.default_rng(0).permutation(unique)[: len(unique) // 2]
     fit = np.isin(episodes, fit_eps)
     classes = int(true.max()) + 1
-    table = np.zeros((num_latent, classes), dtype=np.int64)
-    np.add.at(table, (latent[fit], true[fit]), 1)
-    fallback = np.bincount(true[fit], minlength=classes).argmax()
-    mapping = np.where(table.sum(1) > 0, table.argmax(1), fallback)
+    mapping, _ = fit_action_map(latent[fit], true[fit], num_latent, classes)
     test_true = true[~fit]
     return {
         "accuracy": float((mapping[latent[~fit]] == test_true).mean()),
