@@ -3,6 +3,7 @@
     import envs, gymnasium
     env = gymnasium.make("genie/World-v0", world="bundles/world", prompts="data/coinrun-train")
     vec = gymnasium.make_vec("genie/World-v0", num_envs=64, world="bundles/world")
+    sb3 = envs.SB3VecEnv.make(64, world="bundles/world")   # Stable-Baselines3's VecEnv (envs/sb3.py)
 
 Importing this package only registers the id (no torch import); the classes load on first make.
 """
@@ -29,7 +30,11 @@ def __getattr__(name: str):
         from envs.vector_env import WorldVectorEnv
 
         return WorldVectorEnv
+    if name == "SB3VecEnv":  # needs stable-baselines3
+        from envs.sb3 import SB3VecEnv
+
+        return SB3VecEnv
     raise AttributeError(f"module 'envs' has no attribute {name!r}")
 
 
-__all__ = ["ENV_ID", "WorldEnv", "WorldVectorEnv"]
+__all__ = ["ENV_ID", "SB3VecEnv", "WorldEnv", "WorldVectorEnv"]
