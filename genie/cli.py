@@ -50,6 +50,25 @@ def _sample(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def _label(args: argparse.Namespace) -> None:
+    from genie.label import run_label
+
+    run_label(args.inputs, args.world, args.out, map_data=args.map, device=args.device, batch=args.batch)
+
+
+def _play(args: argparse.Namespace) -> None:
+    from genie.play import play
+
+    play(args)
+
+
+def _keymap(args: argparse.Namespace) -> None:
+    from genie.keymap import run_keymap
+
+    run_keymap(args.bundle, data=args.data, out=args.out, prompt=args.prompt, steps=args.rollout_steps,
+               seed=args.seed, device=args.device)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genie", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
@@ -106,6 +125,39 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--fps", type=float, default=8.0)
     sa.add_argument("--device", default="auto")
     sa.set_defaults(func=_sample)
+
+    la = sub.add_parser("label", help="latent actions of videos, GIFs, frame folders or shards, as a CSV",
+                        description="One CSV row per transition: source, episode, t, latent_action, confidence "
+                        "(and real_action with --map). See genie/label.py.")
+    la.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="video (.mp4 .avi .webm .mov .mkv), .gif, folder of .png/.jpg, shard or folder of shards")
+    la.add_argument("--world", required=True, help="world bundle from `genie export`")
+    la.add_argument("--out", required=True, help="CSV file to write")
+    la.add_argument("--map", help="shards with true actions: also label each row with the real action's name")
+    la.add_argument("--batch", type=int, default=32, help="LAM windows per forward pass (default 32)")
+    la.add_argument("--device", default="auto")
+    la.set_defaults(func=_label)
+
+    from genie.play import KEYS_HELP, add_arguments
+
+    pl = sub.add_parser("play", help="play a world with the keyboard in a pygame window (same as python play.py)",
+                        description="Play a genie world with the keyboard.", epilog=KEYS_HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(pl)
+    pl.set_defaults(func=_play)
+
+    km = sub.add_parser("keymap", help="which latent action each arrow/WASD/space key plays; stored with the bundle",
+                        description="Compute the player's key map from labeled footage (--data) or from the model, "
+                        "and store it in the bundle (config.json, or X.keymap.json beside a one-file bundle).")
+    km.add_argument("bundle", help="world bundle from `genie export`")
+    km.add_argument("--data", help="shards with true actions and action names: map keys by co-occurrence")
+    km.add_argument("--out", help="write the map to this JSON file instead of storing it in the bundle")
+    km.add_argument("--prompt", help="image/video/shard to roll the model out from (default: --data episode "
+                    "starts, the bundle's prompts/, else a gray frame)")
+    km.add_argument("--rollout-steps", type=int, default=4, help="frames each action is held for (default 4)")
+    km.add_argument("--seed", type=int, default=0)
+    km.add_argument("--device", default="auto")
+    km.set_defaults(func=_keymap)
     return parser
 
 

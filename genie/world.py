@@ -33,6 +33,9 @@ from genie.lam import LAMConfig, LatentActionModel
 from genie.nn.maskgit import maskgit_sample, uniform
 from genie.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
 
+# Temperature of World.infer_actions' confidence: softmax over cosine similarities (see its docstring).
+CONFIDENCE_TEMPERATURE = 0.1
+
 
 @dataclass
 class SampleConfig:
@@ -211,22 +214,42 @@ class World:
 
     # ------------------------------------------------------------------ analysis
     @torch.no_grad()
-    def infer_actions(self, video) -> np.ndarray:
-        """Latent actions of a video: uint8 [B,T,H,W,C] (or [T,H,W,C]) -> int64 [B,T-1] (or [T-1])."""
+    def infer_actions(self, video, return_confidence: bool = False):
+        """Latent actions of a video: uint8 [B,T,H,W,C] (or [T,H,W,C]) -> int64 [B,T-1] (or [T-1]).
+
+        The video is read in LAM windows of `sample.lam_context` frames overlapping by one frame,
+        so transition t gets the same action in any video that holds the same window.
+        With `return_confidence=True` returns (actions, confidence): confidence float32, same shape,
+        in [1/num_actions, 1], the probability of the chosen action under a softmax over the LAM
+        quantizer's cosine similarities to every action code, at temperature CONFIDENCE_TEMPERATURE
+        (0.1). Why a softmax: it reads as a probability and is comparable across worlds; it is the
+        posterior of an equal-weight Gaussian mixture on the unit sphere (|z - e|^2 = 2 - 2 cos), with
+        the temperature as its variance. Why 0.1: cosines lie in [-1, 1], so at temperature 1 every
+        action would get about 1/num_actions; at 0.1 a code 0.1 closer than the runner-up is e times
+        as likely and a clear pick (0.3 closer) 20 times. Near 1/num_actions the LAM cannot tell the
+        actions apart for that transition (e.g. nothing moved, or a collapsed codebook).
+        """
         frames = self._frames(video, "video", (4, 5))
         single = frames.ndim == 4
         frames = frames[None] if single else frames
         if frames.shape[1] < 2:
             raise GenieError(f"video: needs at least 2 frames to infer actions, got {frames.shape[1]}")
         with self._autocast():
-            actions = self._infer(frames).cpu().numpy()
-        return actions[0] if single else actions
+            actions, similarity = self._infer(frames, with_similarity=True)
+        actions = actions.cpu().numpy()
+        if not return_confidence:
+            return actions[0] if single else actions
+        probs = torch.softmax(similarity.float() / CONFIDENCE_TEMPERATURE, dim=-1)  # [B,T-1,A]
+        confidence = probs.amax(dim=-1).cpu().numpy().astype(np.float32)  # argmax = the chosen action
+        return (actions[0], confidence[0]) if single else (actions, confidence)
 
-    def _infer(self, frames: Tensor) -> Tensor:
-        """uint8 [B,T,H,W,3] on device -> int64 [B,T-1], in LAM windows overlapping by one frame."""
+    def _infer(self, frames: Tensor, with_similarity: bool = False):
+        """uint8 [B,T,H,W,3] on device -> int64 [B,T-1], in LAM windows overlapping by one frame;
+        with_similarity: -> (actions, cosine similarities to every action code float [B,T-1,A])."""
         step = self.sample.lam_context - 1
-        parts = [self.lam.infer_actions(frames[:, s : s + step + 1]) for s in range(0, frames.shape[1] - 1, step)]
-        return torch.cat(parts, dim=1)
+        vq = [self.lam.encode(frames[:, s : s + step + 1]) for s in range(0, frames.shape[1] - 1, step)]
+        actions = torch.cat([v.indices for v in vq], dim=1)
+        return (actions, torch.cat([v.similarity for v in vq], dim=1)) if with_similarity else actions
 
     @torch.no_grad()
     def reconstruct(self, video) -> np.ndarray:
@@ -245,21 +268,22 @@ class World:
 
     # ------------------------------------------------------------------ helpers
     def _actions(self, actions) -> Tensor:
-        if isinstance(actions, Tensor):
+        """int [B] actions -> int64 tensor on the device. Host arrays are range-checked before the
+        copy; device tensors are trusted (checking them would stall the GPU every step)."""
+        if isinstance(actions, Tensor) and actions.device.type != "cpu":
             a = actions.to(self.device, torch.int64)
         else:
-            arr = np.asarray(actions)
+            arr = actions.numpy() if isinstance(actions, Tensor) else np.asarray(actions)
             if arr.dtype.kind not in "iu":
                 raise GenieError(f"actions must be integers, got {arr.dtype}")
-            a = torch.as_tensor(arr, dtype=torch.int64, device=self.device)
+            if arr.size and (arr.min() < 0 or arr.max() >= self.num_actions):
+                bad = arr.max() if arr.max() >= self.num_actions else arr.min()
+                raise GenieError(f"actions must be in 0..{self.num_actions - 1}, got {bad}")
+            a = torch.as_tensor(arr, dtype=torch.int64).to(self.device, non_blocking=True)
         if a.ndim == 0:
             a = a[None]
         if a.shape != (self.batch_size,):
             raise GenieError(f"actions: expected {self.batch_size} actions (one per world), got shape {tuple(a.shape)}")
-        if not isinstance(actions, Tensor) or a.device.type == "cpu":
-            low, high = int(a.min()), int(a.max())
-            if low < 0 or high >= self.num_actions:
-                raise GenieError(f"actions must be in 0..{self.num_actions - 1}, got {high if high >= self.num_actions else low}")
         return a
 
     def _seeds(self, seed, b: int) -> Tensor:
