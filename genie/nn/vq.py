@@ -23,6 +23,7 @@ class VQOutput:
     loss: Tensor  # scalar: codebook + beta * commitment
     perplexity: Tensor  # scalar: exp(entropy) of this batch's code histogram
     usage: Tensor  # scalar: fraction of codes used at least once in this batch
+    similarity: Tensor  # [..., K] cosine similarity of each input to every code (indices = argmax)
 
 
 class VectorQuantizer(nn.Module):
@@ -64,7 +65,8 @@ class VectorQuantizer(nn.Module):
         z = F.normalize(self.proj_in(x), dim=-1)  # [..., c]
         flat = z.reshape(-1, z.shape[-1]).float()
         codes = self.codes().float()
-        indices = (flat @ codes.t()).argmax(dim=-1)  # nearest code = highest cosine similarity
+        similarity = flat @ codes.t()  # [M, K]
+        indices = similarity.argmax(dim=-1)  # nearest code = highest cosine similarity
         e = codes[indices]
         loss = F.mse_loss(e, flat.detach()) + self.beta * F.mse_loss(flat, e.detach())
         quantized = flat + (e - flat).detach()  # straight-through estimator
@@ -77,7 +79,8 @@ class VectorQuantizer(nn.Module):
             self._track_usage(counts, flat.detach())
 
         quantized = self.proj_out(quantized.to(x.dtype).reshape(z.shape))
-        return VQOutput(quantized, indices.reshape(z.shape[:-1]), loss, perplexity, usage)
+        return VQOutput(quantized, indices.reshape(z.shape[:-1]), loss, perplexity, usage,
+                        similarity.reshape(*z.shape[:-1], self.codebook_size))
 
     @torch.no_grad()
     def _track_usage(self, counts: Tensor, latents: Tensor) -> None:
