@@ -19,6 +19,14 @@ loss weights each pixel by 1 + change_weight * |x_{t+1} - x_t| (max over channel
 sprite covering <1% of the frame is a rounding error in the loss, and even a decoder given the
 true actions learns nothing more than copying frame t. After training only the encoder and quantizer
 are used (World.infer_actions); the action ids index the dynamics model's action embeddings.
+
+Patches should be no larger than what moves. With 8 px patches over the synthetic game's 4 px
+sprite the codes learned where in its patch the sprite ends up (absolute, easy for the decoder to
+draw) rather than which way it moved: the lookup probe stayed near 25%. With 4 px patches the
+codes became moves (benchmarks/bench_lam.py; rows in benchmarks/RESULTS.md). What still limits
+them: the codes describe outcomes, so an action whose picture depends on the state is split or
+merged (swap-colour became two codes, "turned red" and "turned yellow"; the quarter turns mix with
+no-op), and right and down shared one code in 800 steps.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from genie.tokenizer import check_patches, frames_to_float, patchify, unpatchify
 class LAMConfig:
     height: int = 64
     width: int = 64
-    patch_size: int = 8
+    patch_size: int = 4  # 4 px: sprites resolve into whole patches (benchmarks/bench_lam.py)
     dim: int = 128
     encoder_depth: int = 3
     decoder_depth: int = 3
