@@ -160,12 +160,13 @@ def keymap_from_labels(latent: np.ndarray, true: np.ndarray, names: list[str], n
                        ) -> tuple[dict[str, int], dict]:
     """latent, true int [N]: the latent and the true action of the same transitions (true -1 =
     unknown); names[i] names true action i. -> (map of the KEYS whose name was found, info)."""
-    keep = np.asarray(true) >= 0
-    latent, true = np.asarray(latent)[keep].astype(np.int64), np.asarray(true)[keep].astype(np.int64)
-    if len(true) == 0:
+    from genie.evaluate import fit_action_map
+
+    true = np.asarray(true)
+    if not (true >= 0).any():
         raise GenieError("the labeled footage has no known true actions (all -1)")
-    counts = np.zeros((num_actions, max(len(names), int(true.max()) + 1)), np.int64)  # [latent, true]
-    np.add.at(counts, (latent, true), 1)
+    classes = max(len(names), int(true.max()) + 1)
+    _, counts = fit_action_map(latent, true, num_actions, classes)  # [latent, true] co-occurrences
     base = counts.sum(1) / counts.sum()  # P(latent)
     lower = [str(n).lower() for n in names]
     keymap, matched = {}, {}
@@ -177,7 +178,7 @@ def keymap_from_labels(latent: np.ndarray, true: np.ndarray, names: list[str], n
                 keymap[key] = int(np.argmax(column / column.sum() - base))
                 matched[key] = names[ids[0]]
                 break
-    info = {"method": "labels", "matched": matched, "transitions": int(len(true)),
+    info = {"method": "labels", "matched": matched, "transitions": int(counts.sum()),
             "counts": counts.tolist(), "action_names": list(names)}
     return keymap, info
 
