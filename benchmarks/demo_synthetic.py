@@ -1,11 +1,11 @@
-"""The whole pipeline on the synthetic game, as a user runs it, with the pictures the README shows.
+"""The whole pipeline on the synthetic game, as a user runs it: every command once, end to end.
 
 python benchmarks/demo_synthetic.py --out runs/demo            # ~15 minutes on a 2-core CPU
 
 record footage (8 known actions) -> train + export the tiny tokenizer -> train + export a world
 (LAM + dynamics) -> genie eval on held-out games (table + JSON) -> genie sample --all-actions ->
 a headless play.py session recorded to a GIF -> genie label on a held-out video with --map.
-Pictures and the eval JSON are copied to benchmarks/figures/ (with --figures). Every step is the
+Everything lands in --out (eval.json, all-actions.gif, play.gif, labels.csv). Every step is the
 `genie` command of the README (called in-process through genie.cli.main), so this is also an end
 to end check of the commands as written.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -38,7 +37,6 @@ def main() -> None:
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--tokenizer-steps", type=int, default=300)
     parser.add_argument("--world-steps", type=int, default=800)
-    parser.add_argument("--figures", action="store_true", help="copy the pictures to benchmarks/figures/")
     args = parser.parse_args()
     out = Path(args.out)
     quiet = ["train.progress_bar=false", "train.wandb=false"]
@@ -84,12 +82,6 @@ def main() -> None:
     result = json.loads((out / "eval.json").read_text())
     print(f"trained tokenizer + world in {trained / 60:.1f} min; probe {result['probe']['accuracy']:.1%} "
           f"(majority {result['probe']['majority_baseline']:.1%}), delta-t PSNR@4 {result['delta_psnr_at_4']:+.2f} dB")
-    if args.figures:
-        figures = ROOT / "benchmarks" / "figures"
-        figures.mkdir(exist_ok=True)
-        for name in ("all-actions.gif", "play.gif", "eval.json", "labels.csv"):
-            shutil.copy(out / name, figures / f"synthetic-{name}")
-        print(f"copied pictures to {figures}")
 
 
 if __name__ == "__main__":
