@@ -21,6 +21,7 @@ from data_pipeline.dataset import ClipDataset  # noqa: E402
 from data_pipeline.record import record  # noqa: E402
 from data_pipeline.shards import ShardWriter, find_shards  # noqa: E402
 from data_pipeline.synthetic import SyntheticGame  # noqa: E402
+from genie.errors import GenieError  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import report, timed  # noqa: E402
@@ -59,46 +60,73 @@ def bench_recorders(tmp: Path, rows: list) -> None:
     )
 
 
+def record_footage(out: Path, episodes: int, max_steps: int) -> Path:
+    """Record CoinRun footage into out/coinrun (the synthetic game into out/synth where procgen is
+    missing) -> the folder of shards."""
+    try:
+        record("coinrun", out / "coinrun", episodes=episodes, max_steps=max_steps, log=None)
+        return out / "coinrun"
+    except GenieError:
+        record("synthetic", out / "synth", episodes=episodes, max_steps=max_steps, log=None)
+        return out / "synth"
+
+
 def write_shard(path: Path, frames: np.ndarray, compression: str, level: int | None) -> None:
     with ShardWriter(path, fps=15, source="bench", compression=compression, compression_level=level) as w:
         for episode in np.array_split(frames, 20):
             w.add_episode(episode)
 
 
+def shard_write_rate(path: Path, frames: np.ndarray, compression: str = "gzip", level: int | None = 4) -> tuple[float, float]:
+    """Write `frames` uint8 [N,H,W,3] as a shard of 20 episodes -> (raw MB/s, compression ratio)."""
+    sec, _ = timed(write_shard, path, frames, compression, level)
+    return frames.nbytes / sec / 1e6, frames.nbytes / path.stat().st_size
+
+
 def bench_writes(tmp: Path, rows: list, frames: np.ndarray) -> None:
     for comp, level in (("gzip", 4), ("lzf", None)):
-        path = tmp / f"write-{comp}.h5"
-
-        sec, _ = timed(write_shard, path, frames, comp, level)
-        ratio = frames.nbytes / path.stat().st_size
-        rows.append(
-            (
-                f"shard write ({comp}), {len(frames)} coinrun-like frames",
-                f"{frames.nbytes / sec / 1e6:,.0f} MB/s raw, {ratio:.1f}x smaller",
-            )
-        )
+        rate, ratio = shard_write_rate(tmp / f"write-{comp}.h5", frames, comp, level)
+        rows.append((f"shard write ({comp}), {len(frames)} coinrun-like frames", f"{rate:,.0f} MB/s raw, {ratio:.1f}x smaller"))
 
 
-def bench_reads(shards: list[Path], rows: list, label: str, clip_len: int = 16) -> None:
+def clip_read_rate(shards: list[Path], clip_len: int = 16, clips: int = 400) -> float:
+    """Random `clip_len`-frame clips/s from ClipDataset in this process (the first read excluded)."""
+    ds = ClipDataset(shards, clip_len)
+    idx = np.random.default_rng(0).integers(0, len(ds), clips)
+    ds[0]
+    sec, _ = timed(lambda: [ds[int(i)] for i in idx])
+    return clips / sec
+
+
+def loader_read_rate(shards: list[Path], clip_len: int = 16, batches: int = 25, workers: int = 2) -> float:
+    """Random clips/s through a DataLoader (batch 32, `workers` processes; their start-up excluded)."""
     import torch
     from torch.utils.data import DataLoader
 
     ds = ClipDataset(shards, clip_len)
-    idx = np.random.default_rng(0).integers(0, len(ds), 400)
-    ds[0]
-    sec, _ = timed(lambda: [ds[int(i)] for i in idx])
-    rows.append(
-        (f"random {clip_len}-frame clip reads, 1 process ({label})", f"{len(idx) / sec:,.0f} clips/s")
-    )
-    loader = DataLoader(
-        ds, batch_size=32, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0)
-    )
+    loader = DataLoader(ds, batch_size=32, shuffle=True, num_workers=workers,
+                        generator=torch.Generator().manual_seed(0))
     it = iter(loader)
-    next(it)  # worker start-up excluded
-    sec, n = timed(lambda: sum(len(next(it)["frames"]) for _ in range(min(25, len(loader) - 1))))
-    rows.append(
-        (f"random {clip_len}-frame clip reads, DataLoader 2 workers ({label})", f"{n / sec:,.0f} clips/s")
-    )
+    next(it)
+    sec, n = timed(lambda: sum(len(next(it)["frames"]) for _ in range(min(batches, len(loader) - 1))))
+    return n / sec
+
+
+def bench_reads(shards: list[Path], rows: list, label: str, clip_len: int = 16) -> None:
+    rows.append((f"random {clip_len}-frame clip reads, 1 process ({label})",
+                 f"{clip_read_rate(shards, clip_len):,.0f} clips/s"))
+    rows.append((f"random {clip_len}-frame clip reads, DataLoader 2 workers ({label})",
+                 f"{loader_read_rate(shards, clip_len):,.0f} clips/s"))
+
+
+def raw_file_rates(path: Path, frames: np.ndarray, repeats: int = 3) -> tuple[float, float]:
+    """The machine's plain file I/O for the same bytes, uncompressed, best of `repeats`: (write MB/s,
+    read MB/s). The write is flushed to the OS (not fsynced, like a shard write); the read comes
+    back through the page cache, as the clip reads of a freshly written shard do."""
+    write = min(timed(frames.tofile, path)[0] for _ in range(repeats))
+    read = min(timed(np.fromfile, path, np.uint8)[0] for _ in range(repeats))
+    path.unlink()
+    return frames.nbytes / write / 1e6, frames.nbytes / read / 1e6
 
 
 def main() -> None:

@@ -56,6 +56,24 @@ def time_steps(step, actions: np.ndarray, warmup: int, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def vector_env_rates(world: World, num_envs: int, prompts, steps: int, warmup: int | None = None,
+                     sb3: bool = False) -> dict[str, float]:
+    """Sub-env steps/s of WorldVectorEnv (and the SB3 adapter with `sb3`) at `num_envs`, timed over
+    `steps` steps after `warmup` (default: the world's context, so the KV-cache window is full)."""
+    warmup = world.sample.context if warmup is None else warmup
+    vec = WorldVectorEnv(num_envs, world, prompts=prompts)
+    vec.reset(seed=0)
+    actions = np.random.default_rng(0).integers(0, world.num_actions, num_envs)
+    rates = {"WorldVectorEnv": num_envs / time_steps(vec.step, actions, warmup, steps)}
+    if sb3:
+        from envs.sb3 import SB3VecEnv
+
+        adapter = SB3VecEnv(vec)
+        adapter.reset()
+        rates["SB3VecEnv"] = num_envs / time_steps(adapter.step, actions, warmup, steps)
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
@@ -87,20 +105,10 @@ def main() -> None:
             f"{world.sample.context}-frame context{', ' + args.label if args.label else ''})")
     rng = np.random.default_rng(0)
     prompts = args.prompts or list(rng.integers(0, 256, (8, *world.frame_shape), dtype=np.uint8))
-    warmup = world.sample.context
     rows = []
     for n in sizes(args.num_envs):
-        vec = WorldVectorEnv(n, world, prompts=prompts)
-        vec.reset(seed=0)
-        actions = rng.integers(0, world.num_actions, n)
         start = time.perf_counter()
-        rates = {"WorldVectorEnv": n / time_steps(vec.step, actions, warmup, args.steps)}
-        if args.sb3:
-            from envs.sb3 import SB3VecEnv
-
-            adapter = SB3VecEnv(vec)
-            adapter.reset()
-            rates["SB3VecEnv"] = n / time_steps(adapter.step, actions, warmup, args.steps)
+        rates = vector_env_rates(world, n, prompts, args.steps, sb3=args.sb3)
         elapsed = time.perf_counter() - start
         value = ", ".join(f"{kind} {rate:,.1f} env steps/s" for kind, rate in rates.items())
         where = world.device.type if world.device.type != "cpu" else f"cpu, {torch.get_num_threads()} thread(s)"

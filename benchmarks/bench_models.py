@@ -1,4 +1,4 @@
-"""Model speed: tokenizer training samples/s and World.step frames/s (cached vs uncached).
+"""Model speed: tokenizer and world training samples/s, World.step frames/s (cached vs uncached).
 
 python benchmarks/bench_models.py --scale small               # print a markdown table
 python benchmarks/bench_models.py --scale small --append-results
@@ -13,90 +13,172 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import report  # noqa: E402
+from common import report, sync  # noqa: E402
 
 from genie.config import build_sections, load_yaml  # noqa: E402
 from genie.dynamics import Dynamics, DynamicsConfig  # noqa: E402
-from genie.lam import LAMConfig, LatentActionModel  # noqa: E402
+from genie.lam import LAMConfig, LatentActionModel, lam_loss  # noqa: E402
 from genie.tokenizer import TokenizerConfig, VideoTokenizer, frames_to_float  # noqa: E402
 from genie.training.common import TrainConfig, make_optimizer  # noqa: E402
 from genie.world import SampleConfig, World, resolve_device  # noqa: E402
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+@dataclass
+class TrainBench:
+    """One training step of a stage at a config scale, on random frames, ready to time and count."""
+
+    name: str  # e.g. "tokenizer training, small"
+    detail: str  # e.g. "1.0M params, batch 8x4 frames"
+    step: Callable[[], None]  # forward, backward and optimizer step of one batch
+    batch_size: int
+    tokens_per_sample: int  # tokenizer tokens per clip
 
 
-def bench_tokenizer_training(scale: str, device: torch.device, steps: int, rows: list) -> None:
-    s = build_sections(load_yaml(ROOT / f"configs/{scale}/tokenizer.yaml"),
-                       {"model": TokenizerConfig, "train": TrainConfig}, [], scale)
-    model, cfg = VideoTokenizer(s["model"]).to(device), s["train"]
-    opt = make_optimizer(model, cfg)["optimizer"]
-    frames = torch.randint(0, 256, (cfg.batch_size, cfg.clip_len, s["model"].height, s["model"].width, 3),
-                           dtype=torch.uint8, device=device)
-    amp = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+def _amp(device: torch.device):
+    return torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
-    def step():
+
+def _train_step(loss_fn: Callable[[], Tensor], opt: torch.optim.Optimizer, device: torch.device):
+    amp = _amp(device)
+
+    def step() -> None:
         with amp:
-            recon, vq = model(frames)
-            loss = (recon.float() - frames_to_float(frames)).pow(2).mean() + vq.loss
+            loss = loss_fn()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    for _ in range(2):
-        step()
+    return step
+
+
+def tokenizer_sections(scale: str) -> dict:
+    return build_sections(load_yaml(ROOT / f"configs/{scale}/tokenizer.yaml"),
+                          {"model": TokenizerConfig, "train": TrainConfig}, [], scale)
+
+
+def tokenizer_training(scale: str, device: torch.device) -> TrainBench:
+    """Stage 1 as TokenizerModule.training_step trains it: reconstruction MSE + VQ loss, AdamW."""
+    s = tokenizer_sections(scale)
+    model, cfg = VideoTokenizer(s["model"]).to(device), s["train"]
+    opt = make_optimizer(model, cfg)["optimizer"]
+    frames = torch.randint(0, 256, (cfg.batch_size, cfg.clip_len, s["model"].height, s["model"].width, 3),
+                           dtype=torch.uint8, device=device)
+
+    def loss() -> Tensor:
+        recon, vq = model(frames)
+        return (recon.float() - frames_to_float(frames)).pow(2).mean() + vq.loss
+
+    gh, gw = s["model"].grid
+    detail = f"{params(model) / 1e6:.1f}M params, batch {cfg.batch_size}x{cfg.clip_len} frames"
+    return TrainBench(f"tokenizer training, {scale}", detail, _train_step(loss, opt, device), cfg.batch_size, cfg.clip_len * gh * gw)
+
+
+def world_training(scale: str, device: torch.device) -> TrainBench:
+    """Stage 2 as WorldModule.training_step trains it: frozen tokenizer encode, LAM loss + dynamics
+    masked-token cross-entropy, AdamW over the LAM and the dynamics."""
+    world = build_world(scale, device, cached=True)
+    cfg = world_sections(scale)["train"]
+    lam, dynamics, tokenizer = world.lam.train(), world.dynamics.train(), world.tokenizer
+    trained = torch.nn.ModuleDict({"lam": lam, "dynamics": dynamics})
+    opt = make_optimizer(trained, cfg)["optimizer"]
+    frames = torch.randint(0, 256, (cfg.batch_size, cfg.clip_len, *world.frame_shape), dtype=torch.uint8, device=device)
+
+    def loss() -> Tensor:
+        with torch.no_grad():
+            tokens = tokenizer.encode(frames).indices
+        out = lam(frames)
+        lam_total, _ = lam_loss(frames, out, lam.config.change_weight)
+        dyn_loss, _ = dynamics.loss(tokens, out.actions)
+        return lam_total + dyn_loss
+
+    gh, gw = tokenizer.config.grid
+    detail = f"{params(trained) / 1e6:.1f}M params, batch {cfg.batch_size}x{cfg.clip_len} frames"
+    return TrainBench(f"world training (LAM + dynamics), {scale}", detail, _train_step(loss, opt, device), cfg.batch_size, cfg.clip_len * gh * gw)
+
+
+def training_rate(bench: TrainBench, device: torch.device, steps: int, warmup: int = 2) -> float:
+    """Training samples/s over `steps` timed steps after `warmup` steps."""
+    for _ in range(warmup):
+        bench.step()
     sync(device)
     start = time.perf_counter()
     for _ in range(steps):
-        step()
+        bench.step()
     sync(device)
-    rate = steps * cfg.batch_size / (time.perf_counter() - start)
-    gh, gw = s["model"].grid
-    rows.append((f"tokenizer training, {scale} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params, "
-                 f"batch {cfg.batch_size}x{cfg.clip_len} frames, {device.type})",
-                 f"{rate:.1f} samples/s, {rate * cfg.clip_len * gh * gw:,.0f} tokens/s"))
+    return steps * bench.batch_size / (time.perf_counter() - start)
+
+
+def bench_training(bench: TrainBench, device: torch.device, steps: int, rows: list) -> None:
+    rate = training_rate(bench, device, steps)
+    rows.append((f"{bench.name} ({bench.detail}, {device.type})", f"{rate:.1f} samples/s, {rate * bench.tokens_per_sample:,.0f} tokens/s"))
+
+
+def params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def world_sections(scale: str) -> dict:
+    return build_sections(load_yaml(ROOT / f"configs/{scale}/world.yaml"),
+                          {"lam": LAMConfig, "dynamics": DynamicsConfig, "train": TrainConfig, "sample": SampleConfig},
+                          [], scale)
 
 
 def build_world(scale: str, device: torch.device, cached: bool) -> World:
+    """A World of configs/<scale>/ with random weights (speed does not depend on the weights)."""
     torch.manual_seed(0)
-    tok_cfg = build_sections(load_yaml(ROOT / f"configs/{scale}/tokenizer.yaml"),
-                             {"model": TokenizerConfig, "train": TrainConfig}, [], scale)["model"]
-    s = build_sections(load_yaml(ROOT / f"configs/{scale}/world.yaml"),
-                       {"lam": LAMConfig, "dynamics": DynamicsConfig, "train": TrainConfig, "sample": SampleConfig},
-                       [], scale)
+    tok_cfg = tokenizer_sections(scale)["model"]
+    s = world_sections(scale)
     lam_cfg = LAMConfig(**{**asdict(s["lam"]), "height": tok_cfg.height, "width": tok_cfg.width})
     dyn_cfg = DynamicsConfig(**{**asdict(s["dynamics"]), "vocab_size": tok_cfg.codebook_size,
                                 "grid_h": tok_cfg.grid[0], "grid_w": tok_cfg.grid[1], "num_actions": lam_cfg.num_actions})
     return World(VideoTokenizer(tok_cfg), LatentActionModel(lam_cfg), Dynamics(dyn_cfg), s["sample"], device, cached)
 
 
+def full_window(world: World, batch: int, context: int) -> np.ndarray:
+    """Reset `world` with a random prompt of context-1 frames and step once, so its context window
+    is full and slides from here on (the steady state of a long rollout). Returns the actions [B]."""
+    world.sample = replace(world.sample, context=context,
+                           tokenizer_context=min(world.sample.tokenizer_context, context))
+    prompt = np.random.default_rng(0).integers(0, 256, (batch, context - 1, *world.frame_shape), dtype=np.uint8)
+    world.reset(prompt, seed=0)
+    actions = np.zeros(batch, dtype=np.int64)
+    world.step(actions)
+    return actions
+
+
+def world_step_rate(world: World, batch: int, context: int, steps: int, cached: bool = True) -> float:
+    """World.step frames/s (batch * steps/s) at a full `context`-frame window, with or without the KV
+    cache. The world's sample settings and cache mode are restored afterwards."""
+    sample, was_cached = world.sample, world.cached
+    world.cached = cached
+    try:
+        actions = full_window(world, batch, context)
+        sync(world.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            world.step(actions)
+        sync(world.device)
+        return steps * batch / (time.perf_counter() - start)
+    finally:
+        world.sample, world.cached = sample, was_cached
+
+
 def bench_world_step(scale: str, device: torch.device, context: int, batches: list[int], steps: int, rows: list) -> None:
+    world = build_world(scale, device, cached=True)
     for batch in batches:
-        rates = {}
-        for cached in (True, False):
-            world = build_world(scale, device, cached)
-            world.sample.context = context
-            world.sample.tokenizer_context = min(world.sample.tokenizer_context, context)
-            prompt = np.random.default_rng(0).integers(0, 256, (batch, context - 1, *world.frame_shape), dtype=np.uint8)
-            world.reset(prompt, seed=0)
-            actions = np.zeros(batch, dtype=np.int64)
-            world.step(actions)  # warm-up; the window is now full and slides from here on
-            start = time.perf_counter()
-            for _ in range(steps):
-                world.step(actions)
-            rates[cached] = steps * batch / (time.perf_counter() - start)
+        rates = {cached: world_step_rate(world, batch, context, steps, cached) for cached in (True, False)}
         label = (f"World.step, {scale}, {world.sample.steps} MaskGIT steps, {context}-frame context, batch {batch} "
                  f"({device.type})")
         rows.append((label, f"cached {rates[True]:,.1f} frames/s, uncached {rates[False]:,.1f} frames/s, "
@@ -118,7 +200,8 @@ def main() -> None:
     torch.set_grad_enabled(True)
     rows: list[tuple[str, str]] = []
     if not args.skip_training:
-        bench_tokenizer_training(args.scale, device, args.train_steps, rows)
+        bench_training(tokenizer_training(args.scale, device), device, args.train_steps, rows)
+        bench_training(world_training(args.scale, device), device, args.train_steps, rows)
     bench_world_step(args.scale, device, args.context, [int(b) for b in args.batches.split(",")], args.steps, rows)
     report("bench_models.py", rows, args.append_results)
 

@@ -10,10 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADER = """# Benchmark results
 
-Rows are appended by the scripts in benchmarks/ (`--append-results`); rerun the command to reproduce.
+Rows are appended by `make bench` (benchmarks/run_all.py) and by the scripts in benchmarks/
+(`--append-results`); rerun the command to reproduce.
 
 | date | machine | command | metric | value |
 | --- | --- | --- | --- | --- |
@@ -31,13 +35,8 @@ def machine() -> str:
     except OSError:
         pass
     where = f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            where += f", {torch.cuda.get_device_name()}"
-    except ImportError:
-        pass
+    if torch.cuda.is_available():
+        where += f", {torch.cuda.get_device_name()}"
     return where
 
 
@@ -47,16 +46,80 @@ def timed(fn, *args) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+def command_line(script: str) -> str:
+    """The command that reproduces this run: `python benchmarks/<script> <args>` without --append-results."""
+    return f"python benchmarks/{script}" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:] if a != "--append-results")
+
+
+def result_lines(rows: list[tuple[str, str]], command: str) -> list[str]:
+    """Rows (metric, value) as RESULTS.md table lines: today's date, this machine, `command`."""
+    date, where = datetime.date.today().isoformat(), machine()
+    return [f"| {date} | {where} | `{command}` | {metric} | {value} |" for metric, value in rows]
+
+
+def append_results(rows: list[tuple[str, str]], command: str) -> None:
+    """Add rows (metric, value) to RESULTS.md, dated, with this machine and `command`."""
+    if not RESULTS.exists():
+        RESULTS.write_text(HEADER)
+    with RESULTS.open("a") as f:
+        f.write("\n".join(result_lines(rows, command)) + "\n")
+
+
 def report(script: str, rows: list[tuple[str, str]], append: bool) -> None:
     """Print rows (metric, value) as a dated markdown table; with `append`, add them to RESULTS.md."""
-    command = f"python benchmarks/{script}" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:] if a != "--append-results")
-    date, where = datetime.date.today().isoformat(), machine()
-    lines = [f"| {date} | {where} | `{command}` | {metric} | {value} |" for metric, value in rows]
+    command = command_line(script)
     print("| date | machine | command | metric | value |\n| --- | --- | --- | --- | --- |")
-    print("\n".join(lines))
+    print("\n".join(result_lines(rows, command)))
     if append:
-        if not RESULTS.exists():
-            RESULTS.write_text(HEADER)
-        with RESULTS.open("a") as f:
-            f.write("\n".join(lines) + "\n")
-        print(f"appended {len(lines)} rows to {RESULTS}")
+        append_results(rows, command)
+        print(f"appended {len(rows)} rows to {RESULTS}")
+
+
+# ---------------------------------------------------------------------- the machine's peak and counted FLOPs
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so timings are honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, size: int | None = None,
+                repeats: int = 5) -> float:
+    """Measured matmul peak in FLOP/s: the best of `repeats` timed [size,size] @ [size,size] products
+    on `device` in `dtype`, with torch's current CPU threads. Size defaults to 2048 on a CPU, 8192 on
+    a GPU, where each timing covers 10 products (one lasts about a millisecond)."""
+    size = size or (8192 if device.type == "cuda" else 2048)
+    products = 10 if device.type == "cuda" else 1
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    a @ b  # warm-up (kernel selection, first-touch allocation)
+    sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(products):
+            a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return products * 2 * size**3 / best
+
+
+def _cpu_sdpa(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query, key, value)
+
+
+def _cpu_sdpa_backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+# torch's FlopCounterMode knows the CUDA attention kernels but not the CPU one: count it the same way.
+CPU_ATTENTION_FLOPS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward,
+}
+
+
+def count_flops(fn, *args) -> int:
+    """FLOPs of one call fn(*args), counted op by op (matmuls, convolutions, attention), not estimated."""
+    with FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS) as counter:
+        fn(*args)
+    return counter.get_total_flops()

@@ -22,6 +22,10 @@ ACTION_NAMES = [
     "LEFT+DOWN", "LEFT", "LEFT+UP", "DOWN", "NOOP", "UP", "RIGHT+DOWN", "RIGHT", "RIGHT+UP",
     "D", "A", "W", "S", "Q", "E",
 ]  # fmt: skip
+# The 15 actions collapse to 6 movement classes: DOWN does nothing in CoinRun, nor do the letter
+# keys, so they join NOOP; UP is a jump. `genie eval` reports its action probe on these too.
+MOVEMENT_CLASSES = ["LEFT", "LEFT+JUMP", "JUMP", "NOOP", "RIGHT", "RIGHT+JUMP"]
+MOVEMENT_OF_ACTION = np.array([0, 0, 1, 3, 3, 2, 4, 4, 5, 3, 3, 3, 3, 3, 3])
 # default policy: mostly right / jump-right so random play makes progress through levels
 DEFAULT_ACTION_PROBS = np.array(
     [0.03, 0.08, 0.08, 0.03, 0.06, 0.10, 0.04, 0.24, 0.28, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01]

@@ -69,6 +69,13 @@ def _keymap(args: argparse.Namespace) -> None:
                seed=args.seed, device=args.device)
 
 
+def _scale(args: argparse.Namespace) -> None:
+    from genie.scale import run_scale
+
+    run_scale(args.config, args.data, args.out, tokenizer=args.tokenizer, eval_data=args.eval_data,
+              overrides=args.overrides)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genie", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
@@ -158,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     km.add_argument("--seed", type=int, default=0)
     km.add_argument("--device", default="auto")
     km.set_defaults(func=_keymap)
+
+    sc = sub.add_parser("scale", help="scaling sweep: dynamics models of several sizes on one budget; CSV, plot, fit",
+                        description="Train one world per point of a sweep config under a fixed token or FLOP "
+                        "budget; write results.csv (parameters, counted FLOPs, tokens, validation loss, next-frame "
+                        "PSNR, wall time), scaling.png (log-log) and the fit L(C) = a*C^-b + c. Rerun to resume. "
+                        "Overrides after the flags (section.key=value) apply to every point. See genie/scale.py.")
+    sc.add_argument("--config", required=True, help="sweep YAML, e.g. configs/scale/tiny.yaml")
+    sc.add_argument("--data", required=True, help="dataset: a .h5 shard or a folder of shards")
+    sc.add_argument("--out", required=True, help="sweep folder (points/, results.csv, scaling.png, fit.json)")
+    sc.add_argument("--tokenizer", help="tokenizer bundle for every point (default: the sweep config's)")
+    sc.add_argument("--eval-data", help="footage for next-frame PSNR (default: held-out episodes of --data)")
+    sc.set_defaults(func=_scale, takes_overrides=True)
     return parser
 
 

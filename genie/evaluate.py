@@ -9,7 +9,8 @@ For N clips of `prompt + horizon` frames from DATA (pass held-out episodes):
   lam            codebook usage (share of actions used, perplexity of their histogram)
   probe          when DATA has true actions: a lookup probe (each latent action -> the true
                  action it co-occurs with most) fit on half of the episodes, accuracy on the
-                 other half, beside the majority-class baseline of that half
+                 other half, beside the majority-class baseline of that half; on CoinRun
+                 footage also on its 6 movement classes (probe_movement)
 Both rollouts of a clip use the same seed, so only the actions differ. A tokenizer-only bundle
 gets the tokenizer row alone. --grid writes a PNG: originals above their reconstructions.
 """
@@ -165,7 +166,23 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 8, prom
     if (true >= 0).any():
         ep = np.repeat(episodes[:, None], true.shape[1], axis=1)
         result["probe"] = lookup_probe(latent.flatten(), true.flatten(), ep.flatten(), world.num_actions)
+        if _is_coinrun(data):
+            from data_pipeline.coinrun import MOVEMENT_CLASSES, MOVEMENT_OF_ACTION
+
+            moves = np.where(true >= 0, MOVEMENT_OF_ACTION[np.clip(true, 0, None)], -1)
+            result["probe_movement"] = {
+                **lookup_probe(latent.flatten(), moves.flatten(), ep.flatten(), world.num_actions),
+                "classes": MOVEMENT_CLASSES,
+            }
     return result
+
+
+def _is_coinrun(data: str) -> bool:
+    """True when every shard of DATA holds CoinRun footage with procgen's 15 named actions."""
+    from data_pipeline.coinrun import ACTION_NAMES
+    from data_pipeline.shards import find_shards, read_shard_info
+
+    return all(read_shard_info(p).action_names == ACTION_NAMES for p in find_shards(data))
 
 
 def format_table(r: dict) -> str:
@@ -185,6 +202,10 @@ def format_table(r: dict) -> str:
     if "probe" in r and "accuracy" in r["probe"]:
         p = r["probe"]
         rows.append(("action probe (held-out episodes)",
+                     f"{p['accuracy']:.1%} vs majority baseline {p['majority_baseline']:.1%}"))
+    if "probe_movement" in r and "accuracy" in r["probe_movement"]:
+        p = r["probe_movement"]
+        rows.append((f"action probe, {len(p['classes'])} movement classes",
                      f"{p['accuracy']:.1%} vs majority baseline {p['majority_baseline']:.1%}"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -16,6 +16,8 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
+from genie.errors import GenieError
+
 
 @dataclass
 class TrainConfig:
@@ -30,8 +32,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     precision: str = "auto"  # auto: bf16-mixed on CUDA, 32-true on CPU
     accelerator: str = "auto"
-    devices: Any = "auto"
-    strategy: str = "auto"
+    devices: Any = "auto"  # processes per node: a count, a list of GPU ids, or "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto, ddp, fsdp (see make_strategy), or any other Lightning strategy name
     num_workers: int = 2
     val_fraction: float = 0.1
     val_every: int = 500  # steps between validations
@@ -51,14 +54,18 @@ def resolve_precision(cfg: TrainConfig) -> str:
     return "bf16-mixed" if torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda") else "32-true"
 
 
+_DECAYED = (nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig):
-    """AdamW with weight decay on matrices only, linear warm-up then cosine decay (per step)."""
+    """AdamW with weight decay on the weights of linear, conv and embedding layers only (not on
+    biases, norms, positional tables or codebooks), linear warm-up then cosine decay (per step).
+    Layers are told by type, not by p.ndim: under FSDP the parameters are flat 1-D shards."""
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        matrix = p.ndim >= 2 and not name.endswith(("pos", "codebook")) and "embedding" not in name
-        (decay if matrix else no_decay).append(p)
+    for layer in model.modules():
+        for name, p in layer.named_parameters(recurse=False):
+            if p.requires_grad:
+                (decay if isinstance(layer, _DECAYED) and name == "weight" else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     fused = torch.cuda.is_available()
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=fused)
@@ -71,6 +78,37 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def make_strategy(cfg: TrainConfig):
+    """The Lightning strategy for cfg.strategy. batch_size is per process in all of them, so the
+    global batch is batch_size * devices * num_nodes.
+
+    "fsdp": Lightning's FSDPStrategy. Every ST block is its own FSDP unit (its parameters,
+    gradients and optimizer state sharded across ranks); each VQ layer is a replicated unit,
+    because dead-code restarts write its codebook in place, which a sharded unit would discard.
+    Checkpoints hold the full state dict, so they resume (and export) at any world size.
+    Lightning runs FSDP on CUDA only. Anything else ("auto", "ddp", "ddp_spawn", ...) is
+    Lightning's own strategy by that name.
+    """
+    if cfg.strategy != "fsdp":
+        return cfg.strategy
+    if cfg.accelerator not in ("auto", "gpu", "cuda") or not torch.cuda.is_available():
+        raise GenieError("train.strategy=fsdp needs CUDA GPUs (Lightning's FSDP does not run on CPU); "
+                         "use train.strategy=ddp here")
+    from lightning.pytorch.strategies import FSDPStrategy
+    from torch.distributed.fsdp import ShardingStrategy
+    from torch.distributed.fsdp.wrap import CustomPolicy
+
+    from genie.nn.st_transformer import STBlock
+    from genie.nn.vq import VectorQuantizer
+
+    def unit(module: nn.Module) -> bool | dict:
+        if isinstance(module, VectorQuantizer):
+            return {"sharding_strategy": ShardingStrategy.NO_SHARD}
+        return isinstance(module, STBlock)
+
+    return FSDPStrategy(auto_wrap_policy=CustomPolicy(unit), state_dict_type="full")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -86,7 +124,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class Throughput(L.Callback):
-    """Logs samples/s and tokens/s every `every` steps (wall clock, no device sync)."""
+    """Logs samples/s and tokens/s of the whole run (all ranks together: rank 0's wall clock times
+    its batch size times the world size) every `every` steps, with no device sync."""
 
     def __init__(self, every: int, tokens_per_sample: int):
         self.every, self.tokens_per_sample = every, tokens_per_sample

@@ -20,6 +20,15 @@ class ClipDataModule(L.LightningDataModule):
     frames (default clip_len), evenly subsampled to at most `max_val_clips`, in order; an empty
     val set (a single episode) makes val_dataloader return [] so Lightning skips validation.
     After setup(): frame_shape (H, W, 3), train_dataset, val_dataset.
+
+    On several processes (DDP, FSDP) every rank builds the same episode split and the same clip
+    index, and Lightning wraps both loaders in a DistributedSampler: each epoch's shuffle of all
+    training clips is seeded by the run's seed and the epoch, and rank r takes every world_size-th
+    clip of it, so ranks get disjoint clips and the same number of batches (a rank that ran out
+    early would stall the others). The shards are split by clip, not by episode: a clip is read
+    by slicing its own rows whichever rank reads it, so whole episodes per rank would buy nothing
+    and would give ranks unequal counts. batch_size is per rank. Validation clips are split the
+    same way (unshuffled; the last few repeat to even the ranks) and the metrics are averaged.
     """
 
     def __init__(

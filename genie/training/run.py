@@ -6,6 +6,10 @@ A run folder holds:
     checkpoints/last.ckpt  the latest checkpoint (written atomically); --resume continues from it
     logs/version_N/        CSV metrics (one version per start or resume); wandb/ when enabled
     samples/               reconstruction grids (recon-latest.png: originals above reconstructions)
+
+The same command trains on one process or many (train.devices, train.num_nodes, train.strategy;
+see README "Training beyond one machine"): every rank runs train_stage, and only global rank 0
+checks and writes the run folder; Lightning writes checkpoints and logs from rank 0.
 """
 
 from __future__ import annotations
@@ -69,6 +73,17 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen tokenizer
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # usage counts are summed across ranks before they are logged
+    warnings.filterwarnings("ignore", message=r".*self\.log\('val/(codebook|action)_usage'.*sync_dist=True.*")
+
+
+def _is_rank_zero() -> bool:
+    """Whether this process is global rank 0, known before the Trainer exists: Lightning reads the
+    rank from the environment (RANK under torchrun, LOCAL_RANK in the processes its own launcher
+    starts, SLURM_PROCID under srun); NODE_RANK > 0 marks the other nodes of a job it launches."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return rank_zero_only.rank == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -124,19 +139,21 @@ def train_stage(
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    from genie.training.common import AtomicCheckpointIO, Throughput, resolve_precision
+    from genie.training.common import AtomicCheckpointIO, Throughput, make_strategy, resolve_precision
     from genie.training.data import ClipDataModule
 
     out = Path(out)
     last = out / "checkpoints" / "last.ckpt"
+    rank_zero = _is_rank_zero()  # the other ranks start after rank 0 has written the run folder
     if resume and not last.is_file():
         raise GenieError(f"{out}: nothing to resume (no checkpoints/last.ckpt); start it without --resume")
-    if not resume and (last.exists() or (out / "config.yaml").exists()):
+    if rank_zero and not resume and (last.exists() or (out / "config.yaml").exists()):
         raise GenieError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
     tokenizer_model = _load_stage_tokenizer(stage, tokenizer, out, resume)
     tokenizer_cfg = None if tokenizer_model is None else tokenizer_model.config
     sections = resolve_config(stage, config, overrides or [], out, resume, tokenizer_cfg)
     cfg = sections["train"]
+    strategy = make_strategy(cfg)
     frame_cfg = sections["model"] if stage == "tokenizer" else tokenizer_cfg
 
     datamodule = ClipDataModule(
@@ -151,12 +168,13 @@ def train_stage(
             f"set model.height/model.width or re-ingest with --size"
         )
 
-    out.mkdir(parents=True, exist_ok=True)
-    resolved = {name: asdict(section) for name, section in sections.items()}
-    _write_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-    meta = {"stage": stage, "data": str(data), "tokenizer": tokenizer, "genie_version": __version__}
-    if not resume:
-        _write_atomic(out / "run.json", json.dumps(meta, indent=2))
+    if rank_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        resolved = {name: asdict(section) for name, section in sections.items()}
+        _write_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+        meta = {"stage": stage, "data": str(data), "tokenizer": tokenizer, "genie_version": __version__}
+        if not resume:
+            _write_atomic(out / "run.json", json.dumps(meta, indent=2))
 
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -167,7 +185,7 @@ def train_stage(
         module.model = __import__("torch").compile(module.model)
     loggers: list = [CSVLogger(str(out), name="logs")]
     if cfg.wandb:
-        loggers.append(_wandb_logger(out, cfg.wandb_project))
+        loggers.append(_wandb_logger(out, cfg.wandb_project, rank_zero))
     callbacks = [
         ModelCheckpoint(
             dirpath=out / "checkpoints", filename="step{step:07d}", auto_insert_metric_name=False,
@@ -177,8 +195,8 @@ def train_stage(
         LearningRateMonitor(logging_interval="step"),
     ]
     trainer = L.Trainer(
-        max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
-        precision=resolve_precision(cfg), gradient_clip_val=cfg.grad_clip or None,
+        max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
+        strategy=strategy, precision=resolve_precision(cfg), gradient_clip_val=cfg.grad_clip or None,
         log_every_n_steps=cfg.log_every, val_check_interval=min(cfg.val_every, cfg.max_steps),
         check_val_every_n_epoch=None, limit_val_batches=cfg.val_batches, num_sanity_val_steps=0,
         logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()], default_root_dir=str(out),
@@ -210,17 +228,19 @@ def _load_stage_tokenizer(stage: str, tokenizer: str | None, out: Path, resume: 
     return load_tokenizer(tokenizer)
 
 
-def _wandb_logger(out: Path, project: str):
-    """A WandbLogger that resumes the same wandb run id across restarts (offline by default)."""
+def _wandb_logger(out: Path, project: str, rank_zero: bool):
+    """A WandbLogger that resumes the same wandb run id across restarts (offline by default).
+    Rank 0 owns the id (and is the only rank that logs)."""
     from lightning.pytorch.loggers import WandbLogger
 
     os.environ.setdefault("WANDB_MODE", "offline")
     id_file = out / "wandb_id.txt"
-    if not id_file.exists():
+    if rank_zero and not id_file.exists():
         import uuid
 
         _write_atomic(id_file, uuid.uuid4().hex[:12])
-    return WandbLogger(project=project, save_dir=str(out), name=out.name, id=id_file.read_text().strip(), resume="allow")
+    run_id = id_file.read_text().strip() if id_file.exists() else None
+    return WandbLogger(project=project, save_dir=str(out), name=out.name, id=run_id, resume="allow")
 
 
 def export_run(run: str, out: str, checkpoint: str | None = None) -> Path:

@@ -79,16 +79,17 @@ class WorldModule(L.LightningModule):
         lam_psnr = psnr(float_to_frames(out.recon), frames[:, 1:]).clamp(max=100).mean()
         self.log_dict({"val/lam_mse": lam_mse, "val/lam_psnr": lam_psnr, "val/dyn_loss": dyn_loss,
                        "val/dyn_acc": dyn_acc}, batch_size=frames.shape[0], sync_dist=True)
-        if batch_idx == 0:
-            self._example = frames[:2]
+        if batch_idx == 0:  # every rank rolls out its first clips (under FSDP all ranks must run the model)
+            real, generated = self.rollout(frames[:2])
+            self.log("val/rollout_psnr", psnr(generated[:, 1:], real[:, 1:]).clamp(max=100).mean(),
+                     batch_size=real.shape[0], sync_dist=True)
+            self._example = (real, generated)
 
     def on_validation_epoch_end(self):
         counts = self.trainer.strategy.reduce(self._action_counts, reduce_op="sum")
         self.log("val/action_usage", (counts > 0).float().mean())
         if self._example is not None and self.trainer.is_global_zero and not self.trainer.sanity_checking:
-            real, generated = self.rollout(self._example)
-            self.log("val/rollout_psnr", psnr(generated[:, 1:], real[:, 1:]).clamp(max=100).mean(), rank_zero_only=True)
-            self.save_rollout_grid(real, generated)
+            self.save_rollout_grid(*self._example)
 
     @torch.no_grad()
     def rollout(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

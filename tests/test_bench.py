@@ -1,0 +1,67 @@
+"""The benchmark suite (`make bench`): one table with every suite row, and FLOPs counted, not guessed."""
+
+import datetime
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import common  # noqa: E402
+from common import count_flops  # noqa: E402
+
+SUITE_ROWS = [
+    "matmul peak, fp32",
+    "play.py loop (World.step + draw), configs/tiny, random weights",
+    "World.step KV-cached vs uncached, 16-frame context",
+    "vector env, num_envs 1,",
+    "vector env, num_envs 4,",
+    "tokenizer training, tiny",
+    "world training (LAM + dynamics), tiny",
+    "shard write (gzip-4)",
+    "random 16-frame clip reads",
+]
+
+
+def test_run_all_prints_one_table_with_every_suite_row_and_appends_nothing():
+    results = ROOT / "benchmarks" / "RESULTS.md"
+    before = results.read_text()
+    out = subprocess.run(
+        [sys.executable, "benchmarks/run_all.py", "--quick", "--no-append", "--random-world", "--scale", "tiny",
+         "--threads", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[:2] == ["| suite row | value | ratio to peak |", "| --- | --- | --- |"]
+    rows = [line.strip("| ").split(" | ") for line in lines[2:]]
+    assert len(rows) == len(SUITE_ROWS)
+    for (label, value, ratio), expected in zip(rows, SUITE_ROWS):
+        assert label.startswith(expected)
+        assert value and ratio
+    assert rows[0][2] == "the reference"
+    assert all("%" in ratio for _, _, ratio in rows[1:])  # every speed beside its ratio to the peak
+    assert results.read_text() == before
+
+
+def test_count_flops_counts_matmuls_and_cpu_attention():
+    x, w = torch.randn(8, 32), torch.randn(16, 32)
+    assert count_flops(F.linear, x, w) == 2 * 8 * 32 * 16
+    q = torch.randn(1, 2, 10, 4)  # [B,H,L,d]: QK^T and AV, 2 * L * L * d each, per head
+    assert count_flops(F.scaled_dot_product_attention, q, q, q) == 2 * (2 * 10 * 10 * 4) * 2
+
+
+def test_appended_rows_carry_date_machine_and_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "RESULTS.md")
+    common.append_results([("play.py loop", "12.0 frames/s; 3.1% (...)")], "make bench")
+    common.append_results([("shard write", "100 MB/s")], "make bench")
+    lines = (tmp_path / "RESULTS.md").read_text().splitlines()
+    assert lines[0] == "# Benchmark results"
+    rows = [line for line in lines if line.startswith(f"| {datetime.date.today().isoformat()} |")]
+    assert rows == [f"| {datetime.date.today().isoformat()} | {common.machine()} | `make bench` | play.py loop | "
+                    "12.0 frames/s; 3.1% (...) |",
+                    f"| {datetime.date.today().isoformat()} | {common.machine()} | `make bench` | shard write | 100 MB/s |"]
