@@ -30,7 +30,7 @@ def _train(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from genie.training.run import export_run
 
-    path = export_run(args.run, args.out, checkpoint=args.checkpoint)
+    path = export_run(args.run, args.out, checkpoint=args.checkpoint, overrides=args.overrides)
     print(f"wrote bundle {path}")
 
 
@@ -38,7 +38,8 @@ def _eval(args: argparse.Namespace) -> None:
     from genie.evaluate import run_eval
 
     run_eval(args.bundle, args.data, args.json, max_clips=args.clips, horizon=args.horizon,
-             prompt_frames=args.prompt_frames, steps=args.steps, device=args.device, seed=args.seed, grid=args.grid)
+             prompt_frames=args.prompt_frames, steps=args.steps, temperature=args.temperature,
+             device=args.device, seed=args.seed, grid=args.grid)
 
 
 def _sample(args: argparse.Namespace) -> None:
@@ -99,11 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from RUN's last checkpoint")
     train.set_defaults(func=_train, takes_overrides=True)
 
-    export = sub.add_parser("export", help="turn a training run into a safetensors bundle")
+    export = sub.add_parser("export", help="turn a training run into a safetensors bundle",
+                            description="Turn a training run into a safetensors bundle. A world's sampler "
+                            "defaults may be set after the flags: sample.steps=3 sample.temperature=0.7")
     export.add_argument("run", help="run folder written by `genie train`")
     export.add_argument("--out", required=True, help="bundle folder to write")
     export.add_argument("--checkpoint", help="a specific .ckpt (default: the run's last)")
-    export.set_defaults(func=_export)
+    export.set_defaults(func=_export, takes_overrides=True)
 
     ev = sub.add_parser("eval", help="measure a world on held-out footage (PSNR, delta-t PSNR, action probe)")
     ev.add_argument("bundle", help="world bundle from `genie export`")
@@ -114,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--horizon", type=int, default=8, help="generated frames per clip (default 8)")
     ev.add_argument("--prompt-frames", type=int, default=1, help="real frames given as the prompt (default 1)")
     ev.add_argument("--steps", type=int, help="MaskGIT steps (default: the bundle's)")
+    ev.add_argument("--temperature", type=float, help="sampling temperature (default: the bundle's)")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=_eval)

@@ -3,13 +3,14 @@
 For N clips of `prompt + horizon` frames from DATA (pass held-out episodes):
   tokenizer      PSNR / SSIM of the tokenizer's round trip
   next-frame     PSNR of frame t generated from the real prompt with the actions the LAM infers
-                 from the real clip, for t = 1..horizon (t = 1 is the next-frame PSNR)
+                 from the real clip, for t = 1..horizon (t = 1 is the next-frame PSNR), beside
+                 the baseline of holding the last prompt frame still (psnr_copy)
   delta_psnr     Genie's controllability metric: PSNR(real, generated with inferred actions)
                  - PSNR(real, generated with random actions), per t; reported at t = 4
   lam            codebook usage (share of actions used, perplexity of their histogram)
   probe          when DATA has true actions: a lookup probe (each latent action -> the true
-                 action it co-occurs with most) fit on half of the episodes, accuracy on the
-                 other half, beside the majority-class baseline of that half; on CoinRun
+                 action it co-occurs with most) over every transition of DATA's episodes (up to
+                 20,000), fit on half of the episodes, accuracy on the other half, beside the majority-class baseline of that half; on CoinRun
                  footage also on its 6 movement classes (probe_movement)
 Both rollouts of a clip use the same seed, so only the actions differ. A tokenizer-only bundle
 gets the tokenizer row alone. --grid writes a PNG: originals above their reconstructions.
@@ -63,6 +64,33 @@ def fit_action_map(latent: np.ndarray, true: np.ndarray, num_latent: int,
     return np.where(table.sum(1) > 0, table.argmax(1), fallback), table
 
 
+def episode_transitions(world, data: str, max_transitions: int = 20_000):
+    """Every transition of DATA's episodes (in shard order, up to max_transitions) with its latent
+    action from world.infer_actions over the whole episode, its true action and episode id:
+    -> (latent int [M], true int [M] (-1 unknown), episode int [M]). The probe uses these rather than
+    the eval clips: a few hundred transitions make a noisy probe."""
+    import h5py
+
+    from data_pipeline.shards import find_shards, read_shard_info
+
+    latent, true, episode, count, eid = [], [], [], 0, 0
+    for shard in find_shards(data):
+        info = read_shard_info(shard)
+        with h5py.File(shard, "r") as f:
+            for start, end in info.episodes:
+                if count >= max_transitions:
+                    break
+                if end - start >= 2:
+                    frames = f["frames"][start:end]
+                    acts = f["actions"][start : end - 1] if info.has_actions else np.full(end - start - 1, -1)
+                    latent.append(world.infer_actions(frames))
+                    true.append(np.asarray(acts, np.int64))
+                    episode.append(np.full(end - start - 1, eid))
+                    count += end - start - 1
+                eid += 1
+    return np.concatenate(latent), np.concatenate(true), np.concatenate(episode)
+
+
 def lookup_probe(latent: np.ndarray, true: np.ndarray, episodes: np.ndarray, num_latent: int) -> dict:
     """Fit latent -> most frequent true action on half the episodes, score it on the other half."""
     keep = true >= 0
@@ -114,8 +142,8 @@ def evaluate_tokenizer(bundle: str, data: str, max_clips: int = 64, clip_len: in
 
 
 def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 8, prompt_frames: int = 1,
-             steps: int | None = None, device: str = "auto", seed: int = 0, batch_size: int = 32,
-             grid: str | None = None) -> dict:
+             steps: int | None = None, temperature: float | None = None, device: str = "auto", seed: int = 0,
+             batch_size: int = 32, grid: str | None = None, max_probe_transitions: int = 20_000) -> dict:
     """Run every measurement above; returns a JSON-ready dict."""
     from genie.bundle import read_bundle
     from genie.world import World
@@ -123,7 +151,7 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 8, prom
     components = read_bundle(bundle)[0].get("components", {})
     if set(components) == {"tokenizer"}:
         return evaluate_tokenizer(bundle, data, max_clips, device=device, seed=seed, grid=grid)
-    world = World.load(bundle, device=device, steps=steps)
+    world = World.load(bundle, device=device, steps=steps, temperature=temperature)
     if grid:
         evaluate_tokenizer(bundle, data, 6, clip_len=world.sample.tokenizer_context, device=device, grid=grid)
     frames, true_actions, episodes = sample_clips(data, prompt_frames + horizon, max_clips, seed)
@@ -146,6 +174,9 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 8, prom
             generated = [world.step(acts[:, prompt_frames - 1 + t]) for t in range(horizon)]
             gen = torch.from_numpy(np.stack(generated, axis=1))  # [b, horizon, H, W, 3]
             curves[name].append(psnr(gen, real[:, prompt_frames:]).clamp(max=100))
+    # the baseline any world must beat: the last prompt frame held still
+    last = torch.from_numpy(frames[:, prompt_frames - 1 : prompt_frames])
+    copy_curve = psnr(last, torch.from_numpy(frames[:, prompt_frames:])).clamp(max=100).mean(0).tolist()
     inferred_curve = torch.cat(curves["inferred"]).mean(0).tolist()
     random_curve = torch.cat(curves["random"]).mean(0).tolist()
     delta = [a - b for a, b in zip(inferred_curve, random_curve)]
@@ -157,21 +188,20 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 8, prom
         "maskgit_steps": world.sample.steps, "temperature": world.sample.temperature,
         "tokenizer": {"psnr": float(torch.cat(tok_psnr).mean()), "ssim": float(torch.cat(tok_ssim).mean())},
         "next_frame_psnr": inferred_curve[0],
-        "psnr_inferred": inferred_curve, "psnr_random": random_curve, "delta_psnr": delta,
+        "psnr_inferred": inferred_curve, "psnr_random": random_curve, "psnr_copy": copy_curve, "delta_psnr": delta,
         "delta_psnr_at_4": delta[3] if horizon >= 4 else None,
         "lam": {"usage": float((hist > 0).mean()), "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
                 "histogram": hist.tolist()},
     }
-    true = true_actions[:, :-1]  # actions[t] is the true action of transition t -> t+1
-    if (true >= 0).any():
-        ep = np.repeat(episodes[:, None], true.shape[1], axis=1)
-        result["probe"] = lookup_probe(latent.flatten(), true.flatten(), ep.flatten(), world.num_actions)
+    if (true_actions >= 0).any():
+        latent_all, true, ep = episode_transitions(world, data, max_probe_transitions)
+        result["probe"] = lookup_probe(latent_all, true, ep, world.num_actions)
         if _is_coinrun(data):
             from data_pipeline.coinrun import MOVEMENT_CLASSES, MOVEMENT_OF_ACTION
 
             moves = np.where(true >= 0, MOVEMENT_OF_ACTION[np.clip(true, 0, None)], -1)
             result["probe_movement"] = {
-                **lookup_probe(latent.flatten(), moves.flatten(), ep.flatten(), world.num_actions),
+                **lookup_probe(latent_all, moves, ep, world.num_actions),
                 "classes": MOVEMENT_CLASSES,
             }
     return result
@@ -194,6 +224,8 @@ def format_table(r: dict) -> str:
                   f"{r['maskgit_steps']} MaskGIT steps, temperature {r['temperature']})"),
         ("tokenizer PSNR / SSIM", f"{r['tokenizer']['psnr']:.2f} dB / {r['tokenizer']['ssim']:.3f}"),
         ("next-frame PSNR (inferred actions)", f"{r['next_frame_psnr']:.2f} dB"),
+        ("  baseline: prompt frame held still", f"{r['psnr_copy'][0]:.2f} dB"),
+        ("PSNR, t = 1.. (inferred actions)", " ".join(f"{v:.1f}" for v in r["psnr_inferred"])),
     ]
     if r["delta_psnr_at_4"] is not None:
         rows.append(("delta-t PSNR @ t=4", f"{r['delta_psnr_at_4']:+.2f} dB"))

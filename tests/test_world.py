@@ -179,6 +179,16 @@ def test_exported_world_loads_and_steps_on_cpu(trained_world):
     assert (trained_world / "run" / "samples" / "rollout-latest.png").is_file()
 
 
+def test_export_sets_sampler_defaults(trained_world, tmp_path, capsys):
+    out = tmp_path / "fast.bundle"
+    assert main(["export", str(trained_world / "run"), "--out", str(out), "sample.steps=2",
+                 "sample.temperature=0.5"]) == 0
+    world = World.load(out, device="cpu")
+    assert (world.sample.steps, world.sample.temperature) == (2, 0.5)
+    assert main(["export", str(trained_world / "run"), "--out", str(tmp_path / "bad"), "sample.stesp=2"]) == 2
+    assert "unknown key 'stesp'" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_world_run_resumes_and_continues(trained_world, tmp_path):
     run = trained_world / "run"
     assert main(["train", "world", "--data", str(trained_world / "data"), "--out", str(run), "--resume",

@@ -243,11 +243,17 @@ def _wandb_logger(out: Path, project: str, rank_zero: bool):
     return WandbLogger(project=project, save_dir=str(out), name=out.name, id=run_id, resume="allow")
 
 
-def export_run(run: str, out: str, checkpoint: str | None = None) -> Path:
-    """Turn run folder `run` (its last or a given checkpoint) into a safetensors bundle at `out`."""
+def export_run(run: str, out: str, checkpoint: str | None = None, overrides: list[str] | None = None) -> Path:
+    """Turn run folder `run` (its last or a given checkpoint) into a safetensors bundle at `out`.
+    overrides: `sample.key=value` strings setting the bundle's sampler defaults (a world run only),
+    e.g. fewer MaskGIT steps for a world that must play at CPU frame rates."""
+    import dataclasses
+
     import torch
 
     from genie.bundle import save_bundle
+    from genie.config import build_sections, parse_overrides
+    from genie.world import SampleConfig
 
     run_dir = Path(run)
     meta_file = run_dir / "run.json"
@@ -265,9 +271,16 @@ def export_run(run: str, out: str, checkpoint: str | None = None) -> Path:
     module.load_state_dict(ckpt["state_dict"])
     components, weights = module.export()
     frame = components["tokenizer"]
+    extras = module.bundle_extras()
+    if overrides:
+        if "sample" not in extras:
+            raise GenieError(f"{run_dir}: sample.* settings apply to a world run, not a {meta['stage']} run")
+        sample = build_sections({"sample": extras["sample"]}, {"sample": SampleConfig}, parse_overrides(overrides),
+                                "genie export")["sample"]
+        extras["sample"] = dataclasses.asdict(sample)
     config = {
         "components": components,
-        **module.bundle_extras(),
+        **extras,
         "frame_shape": [frame["height"], frame["width"], 3],
         "training": {"stage": meta["stage"], "step": ckpt.get("global_step"), "data": meta.get("data")},
     }
