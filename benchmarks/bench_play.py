@@ -7,8 +7,8 @@ python benchmarks/bench_play.py --random-world --scale small   # configs/small w
 Each frame is what play.py does per key press: genie.play.Player.step (World.step with the
 action as a device tensor, one host copy) and Player.draw (blit, nearest-neighbour upscale, HUD,
 flip), in a pygame window on SDL's dummy driver. Timing starts once the context window is full.
-Without worlds/coinrun (none ships yet) the world is configs/<scale>/ with random weights, and the
-row says so: speed does not depend on the weights. On a GPU the step is also timed with the
+Without worlds/coinrun (e.g. in a checkout that removed it), or with --random-world, the world is
+configs/<scale>/ with random weights, and the row says so: speed does not depend on the weights. On a GPU the step is also timed with the
 transformer blocks under torch.compile, and under torch.compile with CUDA graphs
 (mode="reduce-overhead"); the fastest is reported, with its name.
 """
@@ -47,7 +47,7 @@ def world_factory(world: str | None, scale: str, device: torch.device,
     if not random_world and (world or DEFAULT_WORLD.exists()):
         name = world or "worlds/coinrun"
         return (lambda: World.load(bundle, device=str(device))), name, bundle
-    missing = "" if random_world else ", no worlds/coinrun yet"
+    missing = "" if random_world else ", no worlds/coinrun"
     return (lambda: build_world(scale, device, cached=True)), f"configs/{scale}, random weights{missing}", None
 
 

@@ -1,0 +1,53 @@
+"""The world that ships in worlds/coinrun (what `make play` opens) loads from the checkout, steps,
+and its tokenizer still reconstructs the held-out CoinRun frames shipped beside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genie.keymap import KEYS
+from genie.metrics import mean_psnr
+from genie.play import bundle_prompts
+from genie.world import World
+
+WORLD = Path(__file__).resolve().parents[1] / "worlds" / "coinrun"
+MAX_BYTES = 50 * 2**20  # the issue's budget for the whole folder, in git without LFS
+
+
+@pytest.fixture(scope="module")
+def world():
+    return World.load(WORLD, device="cpu")
+
+
+def test_bundle_is_small_and_plain():
+    files = [p for p in WORLD.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= MAX_BYTES
+    for p in files:  # real bytes, not Git LFS pointers
+        assert not p.read_bytes()[:40].startswith(b"version https://git-lfs"), p
+    config = json.loads((WORLD / "config.json").read_text())
+    assert set(config["keymap"]) == set(KEYS)
+    assert (WORLD / "README.md").is_file()  # the model card
+
+
+def test_steps_from_a_shipped_prompt(world):
+    prompts = bundle_prompts(WORLD)
+    assert len(prompts) >= 4 and prompts[0].shape == (*world.frame_shape[:2], 3)
+    first = world.reset(prompts[0][None], seed=0)
+    assert first.shape == (1, *world.frame_shape) and first.dtype == np.uint8
+    config = json.loads((WORLD / "config.json").read_text())
+    frames = [world.step(np.array([config["keymap"][key]])) for key in ("right", "right", "jump")]
+    assert all(f.shape == (1, *world.frame_shape) and f.dtype == np.uint8 for f in frames)
+    assert frames[-1].std() > 5  # a picture, not a flat colour
+
+
+def test_reconstructs_shipped_frames(world):
+    frames = np.stack(bundle_prompts(WORLD))[:, None]  # [N, 1, H, W, 3]
+    recon = world.reconstruct(frames)
+    assert recon.shape == frames.shape
+    score = mean_psnr(torch.from_numpy(recon), torch.from_numpy(frames))
+    assert score > 24.0, f"shipped tokenizer reconstructs held-out frames at {score:.1f} dB"
