@@ -8,8 +8,9 @@ Each frame is what play.py does per key press: genie.play.Player.step (World.ste
 action as a device tensor, one host copy) and Player.draw (blit, nearest-neighbour upscale, HUD,
 flip), in a pygame window on SDL's dummy driver. Timing starts once the context window is full.
 Without worlds/coinrun (e.g. in a checkout that removed it), or with --random-world, the world is
-configs/<scale>/ with random weights, and the row says so: speed does not depend on the weights. On a GPU the step is also timed with the
-transformer blocks under torch.compile, and under torch.compile with CUDA graphs
+configs/<scale>/ with random weights, and the row says so: speed does not depend on the weights.
+On a GPU the step is also timed with the transformer blocks under torch.compile, and under
+torch.compile with CUDA graphs
 (mode="reduce-overhead"); the fastest is reported, with its name.
 """
 

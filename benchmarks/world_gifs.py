@@ -4,7 +4,7 @@ what each latent action does.
     python benchmarks/world_gifs.py --world worlds/coinrun --out benchmarks/figures
 
 writes into --out
-    prompt-sketch.png        the hand-drawn platformer sketch (drawn here, stroke by stroke, from
+    prompt-sketch.png        a platformer sketch in pencil style (drawn here, stroke by stroke, from
                              a fixed seed: wobbly pencil lines on paper, a few coloured fills)
     <name>-prompts.gif       one scripted play-through (keys, through the bundle's key map) from
                              each prompt side by side: a frame of a held-out level (the bundle's
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genie.keymap import KEYS, bundle_keymap  # noqa: E402
 from genie.play import bundle_prompts  # noqa: E402
-from genie.sample import label, read_prompt, save_animation  # noqa: E402
+from genie.sample import compose, read_prompt, rollout, save_animation  # noqa: E402
 
 # The scripted play-through: (key, frames). Right along the level, a jump, back left, stand still.
 SCRIPT = (("right", 6), ("jump", 3), ("right", 6), ("left", 4), ("noop", 3))
@@ -110,22 +110,6 @@ def draw_sketch(size: int = 256, seed: int = 0) -> np.ndarray:
     return img
 
 
-def grid(frames: np.ndarray, labels: list[str], cols: int, scale: int, pad: int = 3) -> list[np.ndarray]:
-    """frames [B, T, H, W, 3] -> T images with the B rollouts as labelled tiles, `cols` across."""
-    b, t, h, w, _ = frames.shape
-    rows = -(-b // cols)
-    th, tw = h * scale, w * scale
-    big = frames.repeat(scale, axis=2).repeat(scale, axis=3)
-    images = []
-    for i in range(t):
-        canvas = np.full((rows * (th + pad) + pad, cols * (tw + pad) + pad, 3), 255, np.uint8)
-        for k in range(b):
-            y, x = pad + (k // cols) * (th + pad), pad + (k % cols) * (tw + pad)
-            canvas[y : y + th, x : x + tw] = label(big[k, i], labels[k])
-        images.append(canvas)
-    return images
-
-
 def script_actions(keymap: dict[str, int]) -> tuple[np.ndarray, list[str]]:
     keys = [key for key, n in SCRIPT for _ in range(n)]
     return np.array([keymap[k] for k in keys]), keys
@@ -154,7 +138,7 @@ def main(argv=None) -> None:
     world = World.load(bundle, device="auto")
     keymap = bundle_keymap(bundle, getattr(world, "bundle_config", {}), world.num_actions)
     if not keymap or set(keymap) != set(KEYS):
-        raise SystemExit(f"{bundle}: no stored key map; run `genie keymap {bundle} --data DATA` first")
+        raise SystemExit(f"{bundle}: no stored key map; run `genie keymap {bundle}` first")
     held_out = bundle_prompts(bundle)
     if not held_out:
         raise SystemExit(f"{bundle}: no prompts/ images to start from")
@@ -164,29 +148,21 @@ def main(argv=None) -> None:
     cv2.imwrite(str(out / "prompt-sketch.png"), cv2.cvtColor(sketch, cv2.COLOR_RGB2BGR))
     prompts = {"held-out level": held_out[0], "sketch": sketch, "photo": read_prompt(photo_path())}
 
-    # one play-through per prompt, batched: the World resizes each prompt to its frame size
-    size = world.frame_shape[:2]
-    batch = np.stack([cv2.resize(p[..., :3] if p.shape[-1] >= 3 else np.repeat(p, 3, -1), size[::-1],
-                                 interpolation=cv2.INTER_AREA) for p in prompts.values()])
+    # one play-through per prompt (the World converts each prompt to its frame size)
     actions, keys = script_actions(keymap)
-    frames = [world.reset(batch, seed=args.seed)]
-    for a in actions:
-        frames.append(world.step(np.full(len(batch), a)))
-    frames = np.stack(frames, axis=1)
+    frames = np.concatenate([rollout(world, p, actions[None], args.seed) for p in prompts.values()])
     captions = ["start"] + keys
     images = [np.vstack([im, caption_bar(im.shape[1], f"key: {c}")])
-              for im, c in zip(grid(frames, list(prompts), len(prompts), args.scale), captions)]
+              for im, c in zip(compose(frames, args.scale, list(prompts), pad=3, cols=len(prompts)), captions)]
     save_animation(out / f"{name}-prompts.gif", images, args.fps)
 
     # what each latent action does, from the held-out frame
     a = world.num_actions
-    acts = np.repeat(np.arange(a)[:, None], args.length, axis=1)
-    start = np.broadcast_to(batch[0], (a, *batch[0].shape))
-    frames = [world.reset(start, seed=args.seed)] + [world.step(acts[:, t]) for t in range(args.length)]
-    frames = np.stack(frames, axis=1)
+    frames = rollout(world, held_out[0], np.repeat(np.arange(a)[:, None], args.length, axis=1), args.seed)
     names = {v: k for k, v in reversed(list(keymap.items()))}
     labels = [f"a={i}" + (f" {names[i]}" if i in names else "") for i in range(a)]
-    save_animation(out / f"{name}-all-actions.gif", grid(frames, labels, min(a, 3), args.scale), args.fps)
+    save_animation(out / f"{name}-all-actions.gif", compose(frames, args.scale, labels, pad=3, cols=min(a, 3)),
+                   args.fps)
     print(f"wrote {out}/prompt-sketch.png, {name}-prompts.gif, {name}-all-actions.gif")
 
 

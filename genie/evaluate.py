@@ -66,28 +66,22 @@ def fit_action_map(latent: np.ndarray, true: np.ndarray, num_latent: int,
 
 def episode_transitions(world, data: str, max_transitions: int = 20_000):
     """Every transition of DATA's episodes (in shard order, up to max_transitions) with its latent
-    action from world.infer_actions over the whole episode, its true action and episode id:
-    -> (latent int [M], true int [M] (-1 unknown), episode int [M]). The probe uses these rather than
-    the eval clips: a few hundred transitions make a noisy probe."""
-    import h5py
+    action (genie.label.label_episode: World.infer_actions over the whole episode), its true action
+    and episode id: -> (latent int [M], true int [M] (-1 unknown), episode int [M]). The probe uses
+    these rather than the eval clips: a few hundred transitions make a noisy probe."""
+    from genie.label import frame_size, label_episode, shard_episodes
 
-    from data_pipeline.shards import find_shards, read_shard_info
-
-    latent, true, episode, count, eid = [], [], [], 0, 0
-    for shard in find_shards(data):
-        info = read_shard_info(shard)
-        with h5py.File(shard, "r") as f:
-            for start, end in info.episodes:
-                if count >= max_transitions:
-                    break
-                if end - start >= 2:
-                    frames = f["frames"][start:end]
-                    acts = f["actions"][start : end - 1] if info.has_actions else np.full(end - start - 1, -1)
-                    latent.append(world.infer_actions(frames))
-                    true.append(np.asarray(acts, np.int64))
-                    episode.append(np.full(end - start - 1, eid))
-                    count += end - start - 1
-                eid += 1
+    latent, true, episode, count = [], [], [], 0
+    for eid, ep in enumerate(shard_episodes(Path(data), frame_size(world))):
+        if count >= max_transitions:
+            break
+        if ep.length < 2:
+            continue
+        latent.append(label_episode(world, ep)[0])
+        # actions[t] is the true action of transition t -> t+1
+        true.append(ep.true_actions()[:-1] if ep.true_actions else np.full(ep.length - 1, -1, np.int64))
+        episode.append(np.full(ep.length - 1, eid))
+        count += ep.length - 1
     return np.concatenate(latent), np.concatenate(true), np.concatenate(episode)
 
 

@@ -54,17 +54,20 @@ def label(frame: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def compose(frames: np.ndarray, scale: int, labels: list[str] | None = None, pad: int = 2) -> list[np.ndarray]:
-    """frames [B, T, H, W, 3] -> T images, the B worlds stacked as rows (upscaled, labelled)."""
+def compose(frames: np.ndarray, scale: int, labels: list[str] | None = None, pad: int = 2,
+            cols: int = 1) -> list[np.ndarray]:
+    """frames [B, T, H, W, 3] -> T images, the B worlds as tiles `cols` across (default: stacked as
+    rows), upscaled and labelled."""
     b, t, h, w, _ = frames.shape
+    rows = -(-b // cols)
+    th, tw = h * scale, w * scale
     big = frames.repeat(scale, axis=2).repeat(scale, axis=3)
     images = []
     for i in range(t):
-        canvas = np.full((b * (h * scale + pad) + pad, w * scale + 2 * pad, 3), 255, np.uint8)
-        for r in range(b):
-            tile = label(big[r, i], labels[r]) if labels else big[r, i]
-            y = pad + r * (h * scale + pad)
-            canvas[y : y + h * scale, pad : pad + w * scale] = tile
+        canvas = np.full((rows * (th + pad) + pad, cols * (tw + pad) + pad, 3), 255, np.uint8)
+        for k in range(b):
+            y, x = pad + (k // cols) * (th + pad), pad + (k % cols) * (tw + pad)
+            canvas[y : y + th, x : x + tw] = label(big[k, i], labels[k]) if labels else big[k, i]
         images.append(canvas)
     return images
 
