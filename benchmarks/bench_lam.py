@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import report  # noqa: E402
 
 from data_pipeline.record import StickyRandomPolicy  # noqa: E402
-from data_pipeline.synthetic import SyntheticGame  # noqa: E402
+from data_pipeline.synthetic import ACTION_NAMES, SyntheticGame  # noqa: E402
 from genie.config import build_sections, load_yaml, parse_overrides  # noqa: E402
 from genie.evaluate import lookup_probe  # noqa: E402
 from genie.lam import LAMConfig, LatentActionModel, lam_loss  # noqa: E402
@@ -51,7 +51,9 @@ def footage(games: int, frames: int, seed: int, sticky: float) -> tuple[np.ndarr
 
 @torch.no_grad()
 def probe(lam: LatentActionModel, video: np.ndarray, actions: np.ndarray, clip: int) -> tuple[dict, np.ndarray]:
-    """Lookup probe over held-out games, in windows of `clip` frames overlapping by one."""
+    """Lookup probe over held-out games, in windows of `clip` frames overlapping by one (as
+    World.infer_actions reads video); also returns the confusion matrix [latent action, true
+    action] of all held-out transitions."""
     lam.eval()
     games, length = actions.shape
     latent, true = [], []
@@ -62,7 +64,10 @@ def probe(lam: LatentActionModel, video: np.ndarray, actions: np.ndarray, clip: 
     latent, true = np.concatenate(latent, 1), np.concatenate(true, 1)
     episodes = np.repeat(np.arange(games)[:, None], latent.shape[1], 1)
     result = lookup_probe(latent.flatten(), true.flatten(), episodes.flatten(), lam.config.num_actions)
-    return result, np.bincount(latent.flatten(), minlength=lam.config.num_actions)
+    confusion = np.zeros((lam.config.num_actions, len(ACTION_NAMES)), np.int64)
+    known = true.flatten() >= 0
+    np.add.at(confusion, (latent.flatten()[known], true.flatten()[known]), 1)
+    return result, confusion
 
 
 def main() -> None:
@@ -103,12 +108,16 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(lam.parameters(), 1.0)
         optimizer.step()
         if step % args.eval_every == 0 or step == args.steps:
-            result, hist = probe(lam, test_video, test_actions, args.clip_len)
+            result, confusion = probe(lam, test_video, test_actions, args.clip_len)
             print(f"step {step:5d}  {time.perf_counter() - start:6.0f} s  loss {loss.item():.4f}  "
                   f"perplexity {out.vq.perplexity.item():.2f}  probe {result['accuracy']:.1%} "
-                  f"(majority {result['majority_baseline']:.1%})  codes {hist.tolist()}", flush=True)
+                  f"(majority {result['majority_baseline']:.1%})  codes {confusion.sum(1).tolist()}", flush=True)
             best = result
     seconds = time.perf_counter() - start
+    print("held-out transitions by latent action (rows) and true action (columns):")
+    print("latent " + " ".join(f"{name:>11}" for name in ACTION_NAMES))
+    for code, row in enumerate(confusion):
+        print(f"{code:6d} " + " ".join(f"{n:11d}" for n in row))
     summary = " ".join(args.overrides) or "tiny defaults"
     params = sum(p.numel() for p in lam.parameters()) / 1e6
     report("bench_lam.py", [(

@@ -23,10 +23,16 @@ are used (World.infer_actions); the action ids index the dynamics model's action
 Patches should be no larger than what moves. With 8 px patches over the synthetic game's 4 px
 sprite the codes learned where in its patch the sprite ends up (absolute, easy for the decoder to
 draw) rather than which way it moved: the lookup probe stayed near 25%. With 4 px patches the
-codes became moves (benchmarks/bench_lam.py; rows in benchmarks/RESULTS.md). What still limits
-them: the codes describe outcomes, so an action whose picture depends on the state is split or
-merged (swap-colour became two codes, "turned red" and "turned yellow"; the quarter turns mix with
-no-op), and right and down shared one code in 800 steps.
+codes became moves (benchmarks/bench_lam.py; rows in benchmarks/RESULTS.md): 40-62% over three
+seeds in 800 steps. What still limits them: the codes describe outcomes, so an action whose
+picture depends on the state is split or merged (swap-colour became two codes, "turned red" and
+"turned yellow", in every seed; the quarter turns mix with no-op; moves into a wall get a code of
+their own), and two moves often share one code (left with up, right with down).
+Tried without a gain, one seed each, 800 steps (issue 4's notes): |x_{t+1} - x_t| or frame t in
+place of the signed change, a 12 px convolutional patch embedding in encoder and decoder, a
+split/merge step that moves the least useful code onto the worst-reconstructed transition, no
+loss on a clip's first transition, and a cycle loss (re-encode decoded random actions), which
+collapsed the codebook.
 """
 
 from __future__ import annotations
