@@ -10,8 +10,9 @@ For N clips of `prompt + horizon` frames from DATA (pass held-out episodes):
   lam            codebook usage (share of actions used, perplexity of their histogram)
   probe          when DATA has true actions: a lookup probe (each latent action -> the true
                  action it co-occurs with most) over every transition of DATA's episodes (up to
-                 20,000), fit on half of the episodes, accuracy on the other half, beside the majority-class baseline of that half; on CoinRun
-                 footage also on its 6 movement classes (probe_movement)
+                 20,000), fit on half of the episodes, accuracy on the other half, beside the
+                 majority-class baseline of that half; on CoinRun footage also on its 6 movement
+                 classes (probe_movement)
 Both rollouts of a clip use the same seed, so only the actions differ. A tokenizer-only bundle
 gets the tokenizer row alone. --grid writes a PNG: originals above their reconstructions.
 """
@@ -182,7 +183,8 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 8, prom
         "maskgit_steps": world.sample.steps, "temperature": world.sample.temperature,
         "tokenizer": {"psnr": float(torch.cat(tok_psnr).mean()), "ssim": float(torch.cat(tok_ssim).mean())},
         "next_frame_psnr": inferred_curve[0],
-        "psnr_inferred": inferred_curve, "psnr_random": random_curve, "psnr_copy": copy_curve, "delta_psnr": delta,
+        "psnr_inferred": inferred_curve, "psnr_random": random_curve, "psnr_copy": copy_curve,
+        "delta_psnr": delta,
         "delta_psnr_at_4": delta[3] if horizon >= 4 else None,
         "lam": {"usage": float((hist > 0).mean()), "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
                 "histogram": hist.tolist()},

@@ -28,12 +28,12 @@ seeds in 800 steps. What still limits them: the codes describe outcomes, so an a
 picture depends on the state is split or merged (swap-colour became two codes, "turned red" and
 "turned yellow", in every seed; the quarter turns mix with no-op; moves into a wall get a code of
 their own), and two moves often share one code (left with up, right with down).
-Tried without a gain, one seed each, 800 steps (issue 4's notes): |x_{t+1} - x_t| or frame t in
-place of the signed change, a 12 px convolutional patch embedding in encoder and decoder, no loss
-on a clip's first transition, and a cycle loss (re-encode decoded random actions), which
-collapsed the codebook. A split/merge step (every 100 steps, move the code whose loss the model
-misses least onto the worst-reconstructed transition) gained 5-10 points on each of three paired
-seeds (mean 57% vs 49%) but is not in this module yet.
+Screened with an out-of-tree variant of bench_lam, without a gain (issue 4's note has the
+figures): |x_{t+1} - x_t| or frame t in place of the signed change, a 12 px convolutional patch
+embedding in encoder and decoder, no loss on a clip's first transition, and a cycle loss
+(re-encode decoded random actions), which collapsed the codebook. A split/merge step (every 100
+steps, move the code whose loss the model misses least onto the worst-reconstructed transition)
+did better on three paired seeds; it is not in this module yet, and no figure here claims it.
 """
 
 from __future__ import annotations
