@@ -33,12 +33,13 @@ from data_pipeline.synthetic import ACTION_NAMES, SyntheticGame  # noqa: E402
 from genie.config import build_sections, load_yaml, parse_overrides  # noqa: E402
 from genie.evaluate import lookup_probe  # noqa: E402
 from genie.lam import LAMConfig, LatentActionModel, lam_loss  # noqa: E402
+from genie.world import resolve_device  # noqa: E402
 
 
-def footage(games: int, frames: int, seed: int, sticky: float) -> tuple[np.ndarray, np.ndarray]:
+def footage(games: int, frames: int, seed: int, sticky: float, scroll: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """-> frames uint8 [games, frames, 64, 64, 3], true actions int64 [games, frames] (-1 last)."""
     rng = np.random.default_rng(seed)
-    game = SyntheticGame(games, seed=seed)
+    game = SyntheticGame(games, seed=seed, scroll=scroll)
     policy = StickyRandomPolicy(games, np.full(8, 1 / 8), sticky, rng)
     video = np.empty((games, frames, 64, 64, 3), np.uint8)
     actions = np.full((games, frames), -1, np.int64)
@@ -58,7 +59,8 @@ def probe(lam: LatentActionModel, video: np.ndarray, actions: np.ndarray, clip: 
     games, length = actions.shape
     latent, true = [], []
     for s in range(0, length - clip + 1, clip - 1):
-        latent.append(lam.infer_actions(torch.from_numpy(video[:, s : s + clip])).numpy())
+        frames = torch.from_numpy(video[:, s : s + clip]).to(lam.enc_pos.device)
+        latent.append(lam.infer_actions(frames).cpu().numpy())
         true.append(actions[:, s : s + clip - 1])
     lam.train()
     latent, true = np.concatenate(latent, 1), np.concatenate(true, 1)
@@ -79,6 +81,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--scroll", type=int, default=1, help="background scroll in px per frame (0: still)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--append-results", action="store_true")
     args = parser.parse_args()
@@ -90,9 +94,10 @@ def main() -> None:
     config: LAMConfig = build_sections(raw, {"lam": LAMConfig}, pairs, "bench_lam")["lam"]
     print(config)
 
-    train_video, _ = footage(256, 64, seed=1, sticky=2.0)
-    test_video, test_actions = footage(64, 32, seed=2, sticky=2.0)
-    lam = LatentActionModel(config)
+    train_video, _ = footage(256, 64, seed=1, sticky=2.0, scroll=args.scroll)
+    test_video, test_actions = footage(64, 32, seed=2, sticky=2.0, scroll=args.scroll)
+    device = resolve_device(args.device)
+    lam = LatentActionModel(config).to(device)
     optimizer = torch.optim.AdamW(lam.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
     rng = np.random.default_rng(args.seed)
     start, best = time.perf_counter(), None
@@ -102,6 +107,7 @@ def main() -> None:
         games = rng.integers(0, len(train_video), args.batch_size)
         starts = rng.integers(0, train_video.shape[1] - args.clip_len + 1, args.batch_size)
         clip = torch.from_numpy(np.stack([train_video[g, s : s + args.clip_len] for g, s in zip(games, starts)]))
+        clip = clip.to(device, non_blocking=True)
         loss, mse = lam_loss(clip, out := lam(clip), config.change_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -119,6 +125,8 @@ def main() -> None:
     for code, row in enumerate(confusion):
         print(f"{code:6d} " + " ".join(f"{n:11d}" for n in row))
     summary = " ".join(args.overrides) or "tiny defaults"
+    if args.scroll != 1:
+        summary += f", background scroll {args.scroll} px"
     params = sum(p.numel() for p in lam.parameters()) / 1e6
     report("bench_lam.py", [(
         f"LAM probe on the synthetic game, LAM alone ({summary}; {params:.2f}M params), {args.steps} steps "

@@ -68,10 +68,12 @@ def tokenizer_sections(scale: str) -> dict:
                           {"model": TokenizerConfig, "train": TrainConfig}, [], scale)
 
 
-def tokenizer_training(scale: str, device: torch.device) -> TrainBench:
-    """Stage 1 as TokenizerModule.training_step trains it: reconstruction MSE + VQ loss, AdamW."""
+def tokenizer_training(scale: str, device: torch.device, batch_size: int | None = None) -> TrainBench:
+    """Stage 1 as TokenizerModule.training_step trains it: reconstruction MSE + VQ loss, AdamW.
+    batch_size: the config's unless given."""
     s = tokenizer_sections(scale)
     model, cfg = VideoTokenizer(s["model"]).to(device), s["train"]
+    cfg = replace(cfg, batch_size=batch_size or cfg.batch_size)
     opt = make_optimizer(model, cfg)["optimizer"]
     frames = torch.randint(0, 256, (cfg.batch_size, cfg.clip_len, s["model"].height, s["model"].width, 3),
                            dtype=torch.uint8, device=device)
@@ -85,11 +87,12 @@ def tokenizer_training(scale: str, device: torch.device) -> TrainBench:
     return TrainBench(f"tokenizer training, {scale}", detail, _train_step(loss, opt, device), cfg.batch_size, cfg.clip_len * gh * gw)
 
 
-def world_training(scale: str, device: torch.device) -> TrainBench:
+def world_training(scale: str, device: torch.device, batch_size: int | None = None) -> TrainBench:
     """Stage 2 as WorldModule.training_step trains it: frozen tokenizer encode, LAM loss + dynamics
-    masked-token cross-entropy, AdamW over the LAM and the dynamics."""
+    masked-token cross-entropy, AdamW over the LAM and the dynamics. batch_size: the config's unless given."""
     world = build_world(scale, device, cached=True)
     cfg = world_sections(scale)["train"]
+    cfg = replace(cfg, batch_size=batch_size or cfg.batch_size)
     lam, dynamics, tokenizer = world.lam.train(), world.dynamics.train(), world.tokenizer
     trained = torch.nn.ModuleDict({"lam": lam, "dynamics": dynamics})
     opt = make_optimizer(trained, cfg)["optimizer"]

@@ -7,13 +7,13 @@ python benchmarks/run_all.py --world bundles/world --threads 1
 
 Rows, in order:
 - the measured matmul peak (fp32; on a GPU bf16 too): the reference of every ratio below;
+- training samples/s of the tokenizer and of the world (LAM + dynamics) at configs/<scale>, with
+  model FLOPs utilisation (bench_models.py; bf16 autocast on a GPU);
 - play.py's loop on the default world (worlds/coinrun; without it, configs/<scale> with random
   weights, and the row says so), batch 1; on a GPU the fastest of eager, torch.compile and
   torch.compile with CUDA graphs (bench_play.py);
 - World.step with the KV cache against recomputing the window, at a 16-frame context (bench_models.py);
 - vector-env steps/s against num_envs (bench_envs.py);
-- training samples/s of the tokenizer and of the world (LAM + dynamics) at configs/<scale>, with
-  model FLOPs utilisation (bench_models.py; bf16 autocast on a GPU);
 - shard write and random clip read throughput of freshly recorded footage (bench_data.py).
 
 Ratio to peak: FLOPs counted op by op (torch.utils.flop_counter) over one step (forward and backward
@@ -29,6 +29,8 @@ import os
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -131,8 +133,12 @@ def train_rows(scale: str, device: torch.device, peak: Peak, s: Settings, where:
     """Training samples/s and model FLOPs utilisation of both stages at configs/<scale>."""
     rows = []
     for make in (tokenizer_training, world_training):
+        # FLOPs of forward + backward (the optimizer holds no matmuls) are linear in the batch: counted
+        # at batch 1, since counting forces the math attention kernel, whose score matrices for a
+        # whole training batch need more memory than the real step
+        flops = count_flops(make(scale, device, batch_size=1).step)
         bench: TrainBench = make(scale, device)
-        flops = count_flops(bench.step)  # forward + backward (+ the optimizer, which holds no matmuls)
+        flops *= bench.batch_size
         rate = training_rate(bench, device, s.train_steps)
         steps_per_s = rate / bench.batch_size
         rows.append((f"{bench.name} ({bench.detail}, {where})",
@@ -199,28 +205,46 @@ def main(argv: list[str] | None = None) -> None:
     log(f"bench: matmul peak on {where}")
     peak = Peak(device, s.peak_size)
     rows = peak_rows(peak, where)
+    failed: list[Row] = []
+
+    def suite(what: str, measure: Callable[[], list[Row]]) -> list[Row]:
+        """The rows of one suite; a suite that fails costs its own rows only, and says why."""
+        log(f"bench: {what}")
+        try:
+            return measure()
+        except Exception as error:  # noqa: BLE001 (reported, and the run exits 1)
+            log(traceback.format_exc())
+            failed.append((what, f"FAILED: {type(error).__name__}: {str(error).splitlines()[0][:160]}", ""))
+            return [failed[-1]]
+
+    # training first: on a GPU the compiled worlds below keep memory that a full training batch needs
+    rows += suite(f"training, configs/{scale}", lambda: train_rows(scale, device, peak, s, where))
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     make_world, name, bundle = world_factory(args.world, scale, device, args.random_world)
-    log(f"bench: play.py loop on {name}")
     with torch.no_grad():
-        play, world = play_rows(make_world, name, bundle, peak, s, where)
-        rows += play
-        log("bench: KV cache at a 16-frame context")
-        rows += kv_rows(world, name, peak, s, where)
-        log(f"bench: vector env, num_envs {', '.join(map(str, s.num_envs))}")
-        rows += env_rows(world, name, peak, s, where)
-    del world
-    log(f"bench: training, configs/{scale}")
-    rows += train_rows(scale, device, peak, s, where)
-    log("bench: shard write and clip reads")
-    rows += data_rows(s)
+        play = suite(f"play.py loop on {name}", lambda: play_rows(make_world, name, bundle, peak, s, where))
+        if failed:
+            rows += play
+        else:
+            play, world = play
+            rows += play
+            rows += suite("KV cache at a 16-frame context", lambda: kv_rows(world, name, peak, s, where))
+            rows += suite(f"vector env, num_envs {', '.join(map(str, s.num_envs))}",
+                          lambda: env_rows(world, name, peak, s, where))
+            del world
+    rows += suite("shard write and clip reads", lambda: data_rows(s))
     log(f"bench: done in {time.perf_counter() - start:.0f} s")
 
     print(table(rows))
     if not args.no_append:
         command = "make bench" if os.environ.get("MAKELEVEL") and argv is None and len(sys.argv) == 1 \
             else command_line("run_all.py")
-        append_results([(label, f"{value}; {ratio}" if ratio else value) for label, value, ratio in rows], command)
-        print(f"appended {len(rows)} rows to {RESULTS}")
+        measured = [row for row in rows if row not in failed]
+        append_results([(label, f"{value}; {ratio}" if ratio else value) for label, value, ratio in measured], command)
+        print(f"appended {len(measured)} rows to {RESULTS}")
+    if failed:
+        sys.exit(f"{len(failed)} suite(s) failed: " + ", ".join(what for what, _, _ in failed))
 
 
 if __name__ == "__main__":

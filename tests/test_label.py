@@ -104,7 +104,8 @@ def test_one_row_per_transition_with_the_worlds_own_labels(footage, tmp_path):
                  "--batch", "2"]) == 0  # 2 LAM windows of 4 frames per forward: a 20-frame video streams
     rows = read_csv(out)
     assert list(rows[0]) == ["source", "episode", "t", "latent_action", "confidence"]
-    world = World.load(footage / "world", device="cpu")
+    world = World.load(footage / "world", device="auto")  # where `genie label` ran (bf16 on a GPU)
+    tolerance = 1e-4 if world.device.type == "cpu" else 1e-2  # bf16 rounds by batch shape
     seen = set()
     for source, episodes in decoded(footage).items():
         for e, frames in enumerate(episodes):
@@ -112,7 +113,7 @@ def test_one_row_per_transition_with_the_worlds_own_labels(footage, tmp_path):
             assert [int(r["t"]) for r in mine] == list(range(len(frames) - 1)), (source, e)
             actions, confidence = world.infer_actions(frames, return_confidence=True)  # any size: World converts
             assert [int(r["latent_action"]) for r in mine] == actions.tolist(), (source, e)
-            np.testing.assert_allclose([float(r["confidence"]) for r in mine], confidence, atol=1e-4)
+            np.testing.assert_allclose([float(r["confidence"]) for r in mine], confidence, atol=tolerance)
             seen |= set(actions.tolist())
     assert len(rows) == 19 + 6 + 8 + 3 * 13 and len(seen) > 1
 

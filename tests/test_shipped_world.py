@@ -51,3 +51,17 @@ def test_reconstructs_shipped_frames(world):
     assert recon.shape == frames.shape
     score = mean_psnr(torch.from_numpy(recon), torch.from_numpy(frames))
     assert score > 24.0, f"shipped tokenizer reconstructs held-out frames at {score:.1f} dB"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+def test_runs_on_cuda_in_bf16_like_on_cpu(world):
+    """On a GPU the world runs under bf16 autocast: its reconstructions stay close to the CPU's
+    fp32 ones, and a rollout from a shipped prompt is a picture."""
+    gpu = World.load(WORLD, device="cuda")
+    frames = np.stack(bundle_prompts(WORLD))[:, None]
+    recon_gpu, recon_cpu = gpu.reconstruct(frames), world.reconstruct(frames)
+    assert mean_psnr(torch.from_numpy(recon_gpu), torch.from_numpy(recon_cpu)) > 30.0
+    assert mean_psnr(torch.from_numpy(recon_gpu), torch.from_numpy(frames)) > 24.0
+    gpu.reset(frames[:4, 0], seed=0)
+    rollout = np.stack([gpu.step(np.full(4, t % gpu.num_actions)) for t in range(6)])
+    assert rollout.shape == (6, 4, *gpu.frame_shape) and rollout.std() > 5

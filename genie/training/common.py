@@ -67,8 +67,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
             if p.requires_grad:
                 (decay if isinstance(layer, _DECAYED) and name == "weight" else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fused = torch.cuda.is_available()
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=fused)
+    # foreach, not fused: Lightning refuses gradient clipping with a fused optimizer under mixed
+    # precision (it unscales gradients inside its step), and clipping is on by default
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), foreach=True)
 
     def schedule(step: int) -> float:
         if step < cfg.warmup_steps:
