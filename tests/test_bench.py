@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -68,3 +69,18 @@ def test_appended_rows_carry_date_machine_and_command(tmp_path, monkeypatch):
     assert rows == [f"| {datetime.date.today().isoformat()} | {common.machine()} | `make bench` | play.py loop | "
                     "12.0 frames/s; 3.1% (...) |",
                     f"| {datetime.date.today().isoformat()} | {common.machine()} | `make bench` | shard write | 100 MB/s |"]
+
+
+def test_a_failing_suite_costs_its_own_rows_only(monkeypatch, capsys):
+    import run_all
+
+    def broken(settings):
+        raise OSError("disk unplugged")
+
+    monkeypatch.setattr(run_all, "data_rows", broken)
+    with pytest.raises(SystemExit, match="1 suite\\(s\\) failed: shard write and clip reads"):
+        run_all.main(["--quick", "--no-append", "--random-world", "--scale", "tiny", "--threads", "1"])
+    rows = [line.strip("| ").split(" | ") for line in capsys.readouterr().out.strip().splitlines()[2:]]
+    assert rows[-1][:2] == ["shard write and clip reads", "FAILED: OSError: disk unplugged"]
+    assert [label for label, _, _ in rows[:-1]] and all("FAILED" not in value for _, value, _ in rows[:-1])
+    assert any(label.startswith("world training") for label, _, _ in rows)  # measured before the failure
