@@ -222,13 +222,17 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
     make_world, name, bundle = world_factory(args.world, scale, device, args.random_world)
+    worlds: list[World] = []  # the eager world the play suite leaves for the next two
+
+    def play() -> list[Row]:
+        play, world = play_rows(make_world, name, bundle, peak, s, where)
+        worlds.append(world)
+        return play
+
     with torch.no_grad():
-        play = suite(f"play.py loop on {name}", lambda: play_rows(make_world, name, bundle, peak, s, where))
-        if failed:
-            rows += play
-        else:
-            play, world = play
-            rows += play
+        rows += suite(f"play.py loop on {name}", play)
+        if worlds:
+            world = worlds.pop()
             rows += suite("KV cache at a 16-frame context", lambda: kv_rows(world, name, peak, s, where))
             rows += suite(f"vector env, num_envs {', '.join(map(str, s.num_envs))}",
                           lambda: env_rows(world, name, peak, s, where))

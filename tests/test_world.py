@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
 from genie.cli import main
 from genie.dynamics import Dynamics, DynamicsConfig
@@ -60,38 +61,36 @@ def test_lam_action_depends_on_the_frames_of_its_transition_only():
     torch.testing.assert_close(a.quantized[:, :2], b.quantized[:, :2])
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_cached_step_gives_the_same_logits_as_recomputing(device):
+def cached_and_full_logits(device: str) -> tuple[Tensor, Tensor]:
+    """Dynamics logits of a 6-frame clip stepped through the KV cache frame by frame, and computed
+    over the whole clip at once (float32 copies)."""
     torch.manual_seed(0)
     dyn = Dynamics(DynamicsConfig(vocab_size=32, grid_h=4, grid_w=4, num_actions=4, dim=32, depth=2, heads=4))
     dyn = dyn.eval().to(device)
     tokens = torch.randint(0, 32, (2, 6, 16), device=device)
     actions_in = torch.cat((torch.full((2, 1), 4), torch.randint(0, 4, (2, 5))), dim=1).to(device)
-    full = dyn.step_logits(tokens, actions_in)
-    cache = dyn.transformer.new_cache(window=16)
-    parts = [dyn.step_logits(tokens[:, :2], actions_in[:, :2], cache, commit=True)]
-    for t in range(2, 6):
-        masked = tokens[:, t : t + 1].clone()
-        masked[:, :, ::2] = 32  # probing with masked tokens must leave the cache alone
-        dyn.step_logits(masked, actions_in[:, t : t + 1], cache)
-        parts.append(dyn.step_logits(tokens[:, t : t + 1], actions_in[:, t : t + 1], cache, commit=True))
-    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        full = dyn.step_logits(tokens, actions_in)
+        cache = dyn.transformer.new_cache(window=16)
+        parts = [dyn.step_logits(tokens[:, :2], actions_in[:, :2], cache, commit=True)]
+        for t in range(2, 6):
+            masked = tokens[:, t : t + 1].clone()
+            masked[:, :, ::2] = 32  # probing with masked tokens must leave the cache alone
+            dyn.step_logits(masked, actions_in[:, t : t + 1], cache)
+            parts.append(dyn.step_logits(tokens[:, t : t + 1], actions_in[:, t : t + 1], cache, commit=True))
+    return torch.cat(parts, dim=1).float(), full.float()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_cached_step_gives_the_same_logits_as_recomputing(device):
+    cached, full = cached_and_full_logits(device)
+    torch.testing.assert_close(cached, full, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
 def test_cached_step_logits_agree_under_bf16_autocast():
-    torch.manual_seed(0)
-    dyn = Dynamics(DynamicsConfig(vocab_size=32, grid_h=4, grid_w=4, num_actions=4, dim=64, depth=2, heads=4))
-    dyn = dyn.eval().cuda()
-    tokens = torch.randint(0, 32, (2, 6, 16), device="cuda")
-    actions_in = torch.cat((torch.full((2, 1), 4), torch.randint(0, 4, (2, 5))), dim=1).cuda()
-    with torch.autocast("cuda", dtype=torch.bfloat16), torch.no_grad():
-        full = dyn.step_logits(tokens, actions_in).float()
-        cache = dyn.transformer.new_cache(window=16)
-        parts = [dyn.step_logits(tokens[:, :2], actions_in[:, :2], cache, commit=True)]
-        for t in range(2, 6):
-            parts.append(dyn.step_logits(tokens[:, t : t + 1], actions_in[:, t : t + 1], cache, commit=True))
-    cached = torch.cat(parts, dim=1).float()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        cached, full = cached_and_full_logits("cuda")
     assert (cached - full).abs().max() < 0.1 * full.std()  # bf16 keeps ~3 significant digits
     assert (cached.argmax(-1) == full.argmax(-1)).float().mean() > 0.95
 
