@@ -18,7 +18,7 @@ def _record(args: argparse.Namespace) -> None:
         raise GenieError(
             f"--sticky-mean must be >= 1 (1 = a new random action every step), got {args.sticky_mean}"
         )
-    kwargs = dict(size=args.size, frames_per_shard=args.frames_per_shard)
+    kwargs = dict(size=args.size, frames_per_shard=args.frames_per_shard, policy=args.policy)
     if args.sticky_mean is not None:
         kwargs["sticky_mean"] = args.sticky_mean
     if args.env == "coinrun":
@@ -57,6 +57,8 @@ def _inspect(args: argparse.Namespace) -> None:
 
 def register_data_commands(sub) -> None:
     """Add `record`, `ingest` and `data inspect` to the `genie` subparsers `sub`."""
+    from data_pipeline.record import POLICIES
+
     rec = sub.add_parser("record", help="record gameplay footage (CoinRun or the synthetic game) into shards")
     rec.add_argument("--env", choices=["coinrun", "synthetic"], required=True)
     rec.add_argument("--episodes", type=int, required=True, help="number of episodes to record")
@@ -74,6 +76,12 @@ def register_data_commands(sub) -> None:
     rec.add_argument("--mode", default="hard", choices=["easy", "hard"], help="coinrun distribution mode")
     rec.add_argument(
         "--sticky-mean", type=float, help="mean frames a random action is held (coinrun 4, synthetic 2)"
+    )
+    rec.add_argument(
+        "--policy", default="sticky", choices=POLICIES,
+        help="sticky: random actions held a few frames (coinrun: biased to the right); uniform: the same, "
+        "every action equally likely; hold: each episode holds one key (left, right, noop in turn), "
+        "the real game's reference for `genie eval --judge`'s key following",
     )
     rec.add_argument(
         "--frames-per-shard", type=int, default=10_000, help="start a new shard after this many frames"

@@ -30,6 +30,7 @@ MOVEMENT_OF_ACTION = np.array([0, 0, 1, 3, 3, 2, 4, 4, 5, 3, 3, 3, 3, 3, 3])
 DEFAULT_ACTION_PROBS = np.array(
     [0.03, 0.08, 0.08, 0.03, 0.06, 0.10, 0.04, 0.24, 0.28, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01]
 )
+HOLD_KEYS = [1, 7, 4]  # --policy hold: LEFT, RIGHT, NOOP
 INSTALL_HINT = (
     "CoinRun needs procgen, which is not importable in this environment; run `make install` "
     "(it installs procgen-mirror, gym3 and gym with --no-deps), or record --env synthetic"
@@ -77,16 +78,18 @@ def record_coinrun(
     distribution_mode: str = "hard",
     sticky_mean: float = 4.0,
     action_probs=None,
+    policy: str = "sticky",
     size: int = 64,
     frames_per_shard: int = 10_000,
     log=print,
 ):
     """Record `episodes` CoinRun episodes (each <= max_steps frames) into `out/<prefix>-NNNNN.h5`
-    with a StickyRandomPolicy over `action_probs` (default DEFAULT_ACTION_PROBS). Episodes are
+    with `policy` (record.POLICIES: "sticky", a StickyRandomPolicy over `action_probs`, default
+    DEFAULT_ACTION_PROBS; "uniform", every action equally likely; "hold", HOLD_KEYS). Episodes are
     spread evenly over up to 16 envs stepped together, so short episodes are not favoured.
     Frames are 64x64; another `size` is made by ingest.to_frame. Returns RecordStats."""
     from data_pipeline.ingest import to_frame
-    from data_pipeline.record import RecordStats, StickyRandomPolicy, shard_logger
+    from data_pipeline.record import RecordStats, make_policy, policy_source, shard_logger
     from data_pipeline.shards import ShardSetWriter
 
     rng = np.random.default_rng(seed)
@@ -94,7 +97,8 @@ def record_coinrun(
     env = make_coinrun_env(num, seed, start_level, num_levels, distribution_mode)
     names = [("+".join(c) or "NOOP") for c in env.combos] if hasattr(env, "combos") else ACTION_NAMES
     probs = DEFAULT_ACTION_PROBS if action_probs is None else action_probs
-    policy = StickyRandomPolicy(num, probs, sticky_mean, rng)
+    source = policy_source(f"coinrun:{distribution_mode}", policy)
+    policy = make_policy(policy, num, probs, sticky_mean, HOLD_KEYS, rng)
     quota = np.diff(np.linspace(0, episodes, num + 1).round().astype(int))  # episodes left per env
     buf = np.empty((num, max_steps, 64, 64, 3), dtype=np.uint8)  # episode in progress per env
     acts = np.full((num, max_steps), -1, dtype=np.int16)
@@ -103,7 +107,7 @@ def record_coinrun(
     envs = np.arange(num)
     stats = RecordStats()
     with ShardSetWriter(
-        out, prefix, fps=15.0, source=f"coinrun:{distribution_mode}", action_names=names,
+        out, prefix, fps=15.0, source=source, action_names=names,
         frames_per_shard=frames_per_shard, on_shard=shard_logger(log, episodes),
     ) as writer:  # fmt: skip
         _, ob, first = env.observe()
@@ -123,6 +127,7 @@ def record_coinrun(
                 writer.add_episode(frames, acts[i, : length[i]].copy())
                 quota[i] -= 1
                 length[i] = 0
+                policy.new_episode(i)
             # a cut episode skips to the next level start; finished envs stop recording
             recording = (quota > 0) & np.where(length == 0, first, recording)
     env.close()

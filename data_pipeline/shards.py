@@ -332,3 +332,55 @@ def find_shards(data: str | Path) -> list[Path]:
     if not shards:
         raise GenieError(f"no shards (*.h5) in {data}; {hint}")
     return shards
+
+
+@dataclass
+class EpisodeArrays:
+    """One whole episode read into memory: frames uint8 [T, H, W, 3], actions int64 [T] (-1 unknown;
+    actions[t] turned frame t into frame t+1), and where it came from."""
+
+    frames: np.ndarray
+    actions: np.ndarray
+    info: ShardInfo  # its shard
+    index: int  # episode index within the shard
+
+
+def read_episodes(data: str | Path, max_frames: int | None = None, shards: list[Path] | None = None):
+    """Yield every episode of DATA (a shard or folder; or the given `shards`) as EpisodeArrays, in
+    shard order, until `max_frames` frames have been read. GenieError naming the shard if its frames
+    cannot be read."""
+    total = 0
+    for path in find_shards(data) if shards is None else shards:
+        info = read_shard_info(path)
+        with h5py.File(path, "r") as f:
+            for e, (start, end) in enumerate(info.episodes.tolist()):
+                if max_frames is not None and total >= max_frames:
+                    return
+                try:
+                    frames = f["frames"][start:end]
+                    actions = f["actions"][start:end].astype(np.int64) if info.has_actions else None
+                except OSError as err:
+                    raise GenieError(f"cannot read episode {e} of {path} ({err}); re-record or re-ingest it") from None
+                if actions is None:
+                    actions = np.full(end - start, -1, dtype=np.int64)
+                total += end - start
+                yield EpisodeArrays(frames, actions, info, e)
+
+
+def episode_starts(data: str | Path, limit: int | None = None, shards: list[Path] | None = None) -> np.ndarray:
+    """The first frame of up to `limit` (None: all) episodes of DATA (a shard or folder; or the given
+    `shards`), in shard order, no other frames read: uint8 [P, H, W, 3]."""
+    starts = []
+    for path in find_shards(data) if shards is None else shards:
+        info = read_shard_info(path)
+        rows = info.episodes[:, 0] if limit is None else info.episodes[: limit - len(starts), 0]
+        with h5py.File(path, "r") as f:
+            try:
+                starts += [f["frames"][int(s)] for s in rows]
+            except OSError as err:
+                raise GenieError(f"cannot read frames of {path} ({err}); re-record or re-ingest it") from None
+        if limit is not None and len(starts) >= limit:
+            break
+    if not starts:
+        raise GenieError(f"{data}: no episodes to start from")
+    return np.stack(starts)

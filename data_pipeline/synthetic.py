@@ -7,13 +7,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from genie.errors import GenieError
 
-ACTION_NAMES = ["noop", "left", "right", "up", "down", "turn-cw", "turn-ccw", "swap-colour"]
-# facing: 0 left, 1 right, 2 up, 3 down. Per action: (dy, dx) move in cells, facing set (-1 keep)
+ACTION_NAMES = ["noop", "left", "right", "up", "down", "red", "yellow", "blue"]
+HOLD_KEYS = [1, 2, 0]  # --policy hold: left, right, noop
+# facing: 0 left, 1 right, 2 up, 3 down. Per action: (dy, dx) move in cells, facing set (-1 keep),
+# colour set (-1 keep; an index into _SPRITE_COLOURS)
 _MOVES = np.array([(0, 0), (0, -1), (0, 1), (-1, 0), (1, 0), (0, 0), (0, 0), (0, 0)])
 _FACING = np.array([-1, 0, 1, 2, 3, -1, -1, -1])
-_CW, _CCW = np.array([2, 3, 1, 0]), np.array([3, 2, 0, 1])  # facing after a turn, indexed by facing
-_SPRITE_COLOURS = np.array([(235, 40, 40), (250, 215, 30)], dtype=np.uint8)  # red, yellow
-_NOSE = np.array((255, 255, 255), dtype=np.uint8)
+_COLOUR = np.array([-1, -1, -1, -1, -1, 0, 1, 2])
+# sprite colours set by actions 5, 6, 7: red, yellow, blue
+_SPRITE_COLOURS = np.array([(235, 40, 40), (250, 215, 30), (40, 100, 255)], dtype=np.uint8)
+_WHITE = np.array((255, 255, 255), dtype=np.uint8)  # the nose, and the flash after a colour action
 _BUMP = np.array((90, 220, 255), dtype=np.uint8)  # a wall cell flashes cyan when bumped into
 # background scroll directions (dy, dx) of the texture's motion: left, right, up, down
 _SCROLL_DIRS = np.array([(0, -1), (0, 1), (-1, 0), (1, 0)])
@@ -33,8 +36,8 @@ class SyntheticGame:
     ## Screen
     A dark textured background (per-episode colours, 2-cell checker tiles and pixel noise),
     light-grey brick walls (a border ring plus a few random segments), and a one-cell sprite that
-    is red or yellow with a white "nose" strip on the side it faces. Default 64x64 (16x16 cells of
-    4 px); `size` must be a multiple of `grid` with cells of at least 2 px.
+    is red, yellow or blue with a white one-pixel "nose" strip on the side it faces. Default 64x64
+    (16x16 cells of 4 px); `size` must be a multiple of `grid` with cells of at least 2 px.
     The background texture scrolls behind the walls and the sprite: every step it moves `scroll`
     px (default 1; 0 keeps it still) left, right, up or down, one direction per game drawn at
     reset, whatever the action. The texture is periodic (it wraps around); walls, sprite and
@@ -42,11 +45,19 @@ class SyntheticGame:
 
     ## Actions (ACTION_NAMES)
     0 noop. 1 left, 2 right, 3 up, 4 down: move one cell and face that way; a move into a wall
-    does not happen: the sprite turns and the wall cell flashes cyan for one frame. 5 turn-cw, 6 turn-ccw: turn a quarter in place.
-    7 swap-colour: red <-> yellow. The set is symmetric, so a uniform policy does not drift.
+    does not happen: the sprite faces that way and the wall cell flashes cyan for one frame.
+    5 red, 6 yellow, 7 blue: set the sprite's colour (absolute, not a toggle), and the sprite
+    flashes for one frame: every other pixel of its cell is white (a checkerboard, its nose still
+    drawn over it), so the colour shows between the white pixels even in 2 px cells.
     `step(a)` applies a to the state shown by the previous frame and returns the next frame, so
-    a_t changes frame t+1 and nothing before it. From any state the 8 next frames differ pairwise
-    (the scroll is the same for all 8, so they differ only where the action shows).
+    a_t changes frame t+1 and nothing before it.
+
+    Every action is identifiable from frames t and t+1, from any state: a move shows as the sprite
+    one cell that way, or, into a wall, as the cyan cell on that side of it; a colour action as the
+    flash, and which one as the sprite's colour, both in frame t+1 alone (a repeated colour, e.g.
+    red when already red, still flashes); noop as none of these. So the 8 next frames of any state
+    differ pairwise (the scroll is the same for all 8, so they differ only where the action shows).
+    There is no exception.
 
     ## Episodes
     `reset()` draws new walls, textures, scroll direction, start cell, facing and colour for every
@@ -73,6 +84,8 @@ class SyntheticGame:
         edge, span = np.full(c, 0), np.arange(c)
         self._nose_dy = np.stack([span, span, edge, edge + c - 1])
         self._nose_dx = np.stack([edge, edge + c - 1, span, span])
+        # the flash's white pixels inside a cell, a checkerboard: bool [1, c, c, 1]
+        self._checker = (np.add.outer(span, span) % 2 == 0)[None, :, :, None]
         self.reset()
 
     def reset(self) -> np.ndarray:
@@ -93,7 +106,8 @@ class SyntheticGame:
         score = np.where(walls, -1.0, rng.random((b, g, g))).reshape(b, -1).argmax(1)
         self.pos = np.stack([score // g, score % g], axis=1)  # int [B, 2] (y, x) cell
         self.facing = rng.integers(0, 4, b)
-        self.colour = rng.integers(0, 2, b)
+        self.colour = rng.integers(0, len(_SPRITE_COLOURS), b)
+        self.flash = np.zeros(b, dtype=bool)  # did the last action set the colour?
         self.bumped = np.zeros(b, dtype=bool)  # did the last move hit a wall (at cell self.bump)?
         self.bump = self.pos.copy()
         self._draw_background()
@@ -111,11 +125,9 @@ class SyntheticGame:
         checker = (((ty // (2 * c)) + (tx // (2 * c))) % 2)[None, :, :, None]  # [1, T, T, 1]
         noise = rng.integers(-10, 11, (b, t, t, 1))
         texture = np.clip(base + checker * tile + noise, 0, 255).astype(np.uint8)  # [B, T, T, 3]
-        # tiled 2x2 so any window of s px at an offset < T is one slice. Views of it: texture rows
-        # as bytes [B * 2T, 2T * 3], and every run of s px in a row as one opaque item (dtype
-        # V{3s}) [B * 2T, 2T * 3 - 3s + 1], so a frame is a gather of H items, one per row
-        tiled = np.tile(texture, (1, 2, 2, 1)).reshape(b * 2 * t, 2 * t * 3)
-        self._windows = sliding_window_view(tiled, s * 3, axis=1).view(f"V{s * 3}")[..., 0]
+        # tiled 2x2 so any window of s px at an offset < T is one slice: texture rows as bytes
+        # [B * 2T, 2T * 3] (_background reads them through a view)
+        self._tiled = np.tile(texture, (1, 2, 2, 1)).reshape(b * 2 * t, 2 * t * 3)
         py, px = np.mgrid[:s, :s]
         wall_px = self.walls.repeat(c, axis=1).repeat(c, axis=2)[..., None]  # [B, H, W, 1]
         mortar = ((py % c == 0) | (px % c == 0))[None, :, :, None]
@@ -128,8 +140,12 @@ class SyntheticGame:
     def _background(self) -> np.ndarray:
         """Scrolled texture with the walls over it: uint8 [B, H, W, 3] (a new array)."""
         b, s, t = self.num_games, self.size, self.period
+        # every run of s px in a texture row as one opaque item (dtype V{3s}) [B * 2T, 2T * 3 - 3s + 1],
+        # so a frame is a gather of H items, one per row. A view made per call (it is cheap), not
+        # stored: copy.deepcopy of the game would turn a stored one into a copy ~s times the texture
+        windows = sliding_window_view(self._tiled, s * 3, axis=1).view(f"V{s * 3}")[..., 0]
         rows = (np.arange(b) * 2 * t + self.offset[:, 0])[:, None] + np.arange(s)  # [B, H]
-        runs = self._windows[rows, 3 * self.offset[:, 1, None]]  # [B, H] of V{3s}, a new array
+        runs = windows[rows, 3 * self.offset[:, 1, None]]  # [B, H] of V{3s}, a new array
         frames = runs.view(np.uint8).reshape(b, s, s, 3)
         np.bitwise_and(frames, self._keep, out=frames)
         np.bitwise_or(frames, self._wall_img, out=frames)
@@ -142,13 +158,12 @@ class SyntheticGame:
         top, left = self.pos[:, 0] * c, self.pos[:, 1] * c  # [B] pixel corner of the sprite cell
         rows = top[:, None] + np.arange(c)  # [B, c]
         cols = left[:, None] + np.arange(c)
-        frames[bi[:, None, None], rows[:, :, None], cols[:, None, :]] = _SPRITE_COLOURS[self.colour][
-            :, None, None
-        ]
-        if c >= 2:
-            ny = top[:, None] + self._nose_dy[self.facing]  # [B, c]
-            nx = left[:, None] + self._nose_dx[self.facing]
-            frames[bi[:, None], ny, nx] = _NOSE
+        lit = self.flash[:, None, None, None] & self._checker  # [B, c, c, 1]
+        sprite = np.where(lit, _WHITE, _SPRITE_COLOURS[self.colour][:, None, None])  # [B, c, c, 3]
+        frames[bi[:, None, None], rows[:, :, None], cols[:, None, :]] = sprite
+        ny = top[:, None] + self._nose_dy[self.facing]  # [B, c]
+        nx = left[:, None] + self._nose_dx[self.facing]
+        frames[bi[:, None], ny, nx] = _WHITE
         hit = bi[self.bumped]
         if len(hit):
             rows = self.bump[hit, 0, None] * c + np.arange(c)  # [b_hit, c]
@@ -163,10 +178,9 @@ class SyntheticGame:
         blocked = self.walls[np.arange(self.num_games), target[:, 0], target[:, 1]]
         self.pos = np.where(blocked[:, None], self.pos, target)
         self.bumped, self.bump = blocked, target
-        facing = np.where(_FACING[actions] >= 0, _FACING[actions], self.facing)
-        facing = np.where(actions == 5, _CW[self.facing], facing)
-        self.facing = np.where(actions == 6, _CCW[self.facing], facing)
-        self.colour = np.where(actions == 7, 1 - self.colour, self.colour)
+        self.facing = np.where(_FACING[actions] >= 0, _FACING[actions], self.facing)
+        self.flash = _COLOUR[actions] >= 0
+        self.colour = np.where(self.flash, _COLOUR[actions], self.colour)
         self.offset = (self.offset - self.velocity) % self.period  # the texture moves by velocity
         return self.render()
 
@@ -181,13 +195,15 @@ def record_synthetic(
     sticky_mean: float = 2.0,
     frames_per_shard: int = 10_000,
     scroll: int = 1,
+    policy: str = "sticky",
     log=print,
 ):
     """Record `episodes` episodes of `max_steps` frames each with a sticky random policy into
     `out/<prefix>-NNNNN.h5`; actions[t] is the action between frame t and t+1 (-1 on the last
-    frame). `scroll` is the background's speed in px per frame (SyntheticGame). Returns
-    RecordStats."""
-    from data_pipeline.record import RecordStats, StickyRandomPolicy, shard_logger
+    frame). `scroll` is the background's speed in px per frame (SyntheticGame). `policy`
+    (record.POLICIES): "sticky" and "uniform" both draw every action equally often; "hold" holds
+    HOLD_KEYS (left, right, noop), one per episode. Returns RecordStats."""
+    from data_pipeline.record import RecordStats, make_policy, policy_source, shard_logger
     from data_pipeline.shards import ShardSetWriter
 
     rng = np.random.default_rng(seed)
@@ -195,19 +211,21 @@ def record_synthetic(
     batch = int(np.clip((256 << 20) // (max_steps * frame_bytes), 1, 64))  # games stepped together
     stats = RecordStats()
     with ShardSetWriter(
-        out, prefix, fps=15.0, source="synthetic", action_names=ACTION_NAMES,
+        out, prefix, fps=15.0, source=policy_source("synthetic", policy), action_names=ACTION_NAMES,
         frames_per_shard=frames_per_shard, on_shard=shard_logger(log, episodes),
     ) as writer:  # fmt: skip
         done = 0
         while done < episodes:
             n = min(batch, episodes - done)
             game = SyntheticGame(n, size=size, seed=rng.integers(1 << 62), scroll=scroll)
-            policy = StickyRandomPolicy(n, np.full(8, 1 / 8), sticky_mean, rng)
+            actor = make_policy(
+                policy, n, np.full(len(ACTION_NAMES), 1 / len(ACTION_NAMES)), sticky_mean, HOLD_KEYS, rng
+            )
             frames = np.empty((max_steps, n, size, size, 3), dtype=np.uint8)
             actions = np.full((max_steps, n), -1, dtype=np.int16)
             frames[0] = game.render()
             for t in range(max_steps - 1):
-                actions[t] = policy()
+                actions[t] = actor()
                 frames[t + 1] = game.step(actions[t])
             for i in range(n):
                 writer.add_episode(frames[:, i], actions[:, i])

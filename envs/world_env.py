@@ -21,6 +21,7 @@ import numpy as np
 from einops import rearrange
 from gymnasium import spaces
 
+from data_pipeline.shards import episode_starts
 from genie.errors import GenieError
 from genie.world import World, resolve_device
 
@@ -174,7 +175,7 @@ def load_prompts(prompts, frame_shape: tuple[int, int, int]) -> np.ndarray:
         return np.full((1, *frame_shape), 128, np.uint8)
     if isinstance(prompts, (str, Path)):
         path = Path(prompts)
-        images = _episode_starts(path) if path.is_dir() or path.suffix == ".h5" else [_read_image(path)]
+        images = list(episode_starts(path)) if path.is_dir() or path.suffix == ".h5" else [_read_image(path)]
         source = str(path)
     elif isinstance(prompts, np.ndarray) and prompts.ndim == 4:
         images, source = list(prompts), "prompts"
@@ -211,20 +212,6 @@ def _read_image(path: Path) -> np.ndarray:
     from genie.sample import read_prompt
 
     return read_prompt(path)
-
-
-def _episode_starts(data: Path) -> list[np.ndarray]:
-    """The first frame of every episode in a shard or a folder of shards (no other frames read)."""
-    import h5py
-
-    from data_pipeline.shards import find_shards, read_shard_info
-
-    starts = []
-    for shard in find_shards(data):
-        info = read_shard_info(shard)
-        with h5py.File(shard, "r") as f:
-            starts += [f["frames"][int(start)] for start in info.episodes[:, 0]]
-    return starts
 
 
 def _to_world_frame(img, frame_shape: tuple[int, int, int], what: str) -> np.ndarray:

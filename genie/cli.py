@@ -39,7 +39,7 @@ def _eval(args: argparse.Namespace) -> None:
 
     run_eval(args.bundle, args.data, args.json, max_clips=args.clips, horizon=args.horizon,
              prompt_frames=args.prompt_frames, steps=args.steps, temperature=args.temperature,
-             device=args.device, seed=args.seed, grid=args.grid)
+             device=args.device, seed=args.seed, grid=args.grid, judge=args.judge, key_starts=args.key_starts)
 
 
 def _sample(args: argparse.Namespace) -> None:
@@ -68,6 +68,22 @@ def _keymap(args: argparse.Namespace) -> None:
 
     run_keymap(args.bundle, data=args.data, out=args.out, prompt=args.prompt, steps=args.rollout_steps,
                seed=args.seed, device=args.device)
+
+
+def _judge(args: argparse.Namespace) -> None:
+    if args.judge_command == "train":
+        from genie.judge import run_judge_train
+
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        run_judge_train(args.data, args.out, history=args.history, steps=args.steps, batch_size=args.batch,
+                        lr=args.lr, val_fraction=args.val_fraction, max_frames=args.max_frames, seed=args.seed)
+    else:
+        from genie.judge import run_judge_eval
+
+        run_judge_eval(args.judge, args.data, device=args.device)
 
 
 def _scale(args: argparse.Namespace) -> None:
@@ -108,13 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--checkpoint", help="a specific .ckpt (default: the run's last)")
     export.set_defaults(func=_export, takes_overrides=True)
 
-    ev = sub.add_parser("eval", help="measure a world on held-out footage (PSNR, delta-t PSNR, action probe)")
+    ev = sub.add_parser("eval", help="measure a world on held-out footage: beats holding still? keeps detail? follows the keys?")
     ev.add_argument("bundle", help="world bundle from `genie export`")
     ev.add_argument("--data", required=True, help="held-out shards (episodes the world did not train on)")
     ev.add_argument("--json", help="write all figures to this JSON file")
     ev.add_argument("--grid", help="write a PNG of originals above their reconstructions")
     ev.add_argument("--clips", type=int, default=64, help="clips to evaluate (default 64)")
-    ev.add_argument("--horizon", type=int, default=8, help="generated frames per clip (default 8)")
+    ev.add_argument("--horizon", type=int, default=30, help="generated frames per clip (default 30)")
+    ev.add_argument("--judge", help="judge bundle (genie judge train): its accuracy beside the probe, and key following")
+    ev.add_argument("--key-starts", type=int, default=32, help="level starts for key following (default 32)")
     ev.add_argument("--prompt-frames", type=int, default=1, help="real frames given as the prompt (default 1)")
     ev.add_argument("--steps", type=int, help="MaskGIT steps (default: the bundle's)")
     ev.add_argument("--temperature", type=float, help="sampling temperature (default: the bundle's)")
@@ -169,6 +187,29 @@ def build_parser() -> argparse.ArgumentParser:
     km.add_argument("--seed", type=int, default=0)
     km.add_argument("--device", default="auto")
     km.set_defaults(func=_keymap)
+
+    ju = sub.add_parser("judge", help="a supervised inverse-dynamics model that reads true actions off frames "
+                        "(evaluation only: genie eval --judge)")
+    ju_sub = ju.add_subparsers(dest="judge_command", required=True, metavar="ACTION")
+    jt = ju_sub.add_parser("train", help="train a judge on footage with true actions (genie record)",
+                           description="Train the judge (genie/judge.py) on footage with true actions; prints its "
+                           "accuracy on held-out episodes beside the majority baseline.")
+    jt.add_argument("data", help="shards with true actions, e.g. genie record --policy uniform")
+    jt.add_argument("--out", required=True, help="judge bundle folder to write")
+    jt.add_argument("--history", type=int, default=1, help="past frames it sees before t (default 1: reads momentum)")
+    jt.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
+    jt.add_argument("--batch", type=int, default=64, help="transitions per step (default 64)")
+    jt.add_argument("--lr", type=float, default=1e-3)
+    jt.add_argument("--val-fraction", type=float, default=0.1, help="share of episodes held out (default 0.1)")
+    jt.add_argument("--max-frames", type=int, default=300_000, help="frames read into memory at most")
+    jt.add_argument("--seed", type=int, default=0)
+    jt.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    jt.set_defaults(func=_judge)
+    je = ju_sub.add_parser("eval", help="a judge's accuracy on other footage with true actions")
+    je.add_argument("judge", help="judge bundle from `genie judge train`")
+    je.add_argument("--data", required=True, help="shards with true actions")
+    je.add_argument("--device", default="auto")
+    je.set_defaults(func=_judge)
 
     sc = sub.add_parser("scale", help="scaling sweep: dynamics models of several sizes on one budget; CSV, plot, fit",
                         description="Train one world per point of a sweep config under a fixed token or FLOP "

@@ -316,6 +316,7 @@ def format_motion(info: dict) -> str:
 def run_keymap(bundle: str, data: str | None = None, out: str | None = None, prompt: str | None = None,
                steps: int = 4, seed: int = 0, device: str = "auto", log=print) -> Path:
     """`genie keymap`: compute the map, store it with the bundle (or write `out`), print it."""
+    from data_pipeline.shards import episode_starts
     from genie.play import bundle_prompts, read_prompt_frames
     from genie.world import World
 
@@ -350,21 +351,3 @@ def run_keymap(bundle: str, data: str | None = None, out: str | None = None, pro
     log(f"keymap ({info['method']}): {format_keymap(keymap)}")
     log(f"wrote {path}")
     return path
-
-
-def episode_starts(data: str | Path, limit: int) -> np.ndarray:
-    """The first frame of up to `limit` episodes of a shard or folder of shards: uint8 [P,H,W,3]."""
-    import h5py
-
-    from data_pipeline.shards import find_shards, read_shard_info
-
-    starts = []
-    for shard in find_shards(data):
-        info = read_shard_info(shard)
-        with h5py.File(shard, "r") as f:
-            starts += [f["frames"][int(s)] for s in info.episodes[: limit - len(starts), 0]]
-        if len(starts) >= limit:
-            break
-    if not starts:
-        raise GenieError(f"{data}: no episodes to start from")
-    return np.stack(starts)

@@ -20,24 +20,8 @@ sprite covering <1% of the frame is a rounding error in the loss, and even a dec
 true actions learns nothing more than copying frame t. After training only the encoder and quantizer
 are used (World.infer_actions); the action ids index the dynamics model's action embeddings.
 
-Patches should be no larger than what moves. With 8 px patches over the synthetic game's 4 px
-sprite the codes learned where in its patch the sprite ends up (absolute, easy for the decoder to
-draw) rather than which way it moved: the lookup probe stayed near 25%. With 4 px patches the
-codes became moves (benchmarks/bench_lam.py; rows in benchmarks/RESULTS.md): 40-62% over three
-seeds in 800 steps. What still limits them: the codes describe outcomes, what frame t+1 looks
-like, not the action that made it. The synthetic game's quarter turns are relative (cw, ccw) and
-the outcome is an absolute facing, so a turn code means "now faces left", reached by cw or ccw
-alike: with 16 codes (`bench_lam.py num_actions=16`: 58% and 73% on two seeds) the moves and the
-swap get clean codes, and every turn code still holds cw and ccw about half and half. With 8 codes
-the turns mostly merge with no-op, swap-colour splits into "turned red" and "turned yellow", and
-moves into a wall get a code of their own. Without the background scroll (`--scroll 0`: 37% and
-47%) it is no better, so the scroll is not the cause.
-Screened without a lasting gain (issue 4's notes have the figures): |x_{t+1} - x_t| or frame t in
-place of the signed change, a 12 px convolutional patch embedding, no loss on a clip's first
-transition, a cycle loss (re-encode decoded random actions; it collapsed the codebook), a
-codebook-usage entropy term, a split/merge step (move the least useful code onto the
-worst-reconstructed transition: it helped at batch 8 on a CPU, not at batch 32 on an H100), and
-2,000+ steps of batch 32 on an H100: more training does not raise the probe.
+Patches should be no larger than what moves (4 px over the synthetic game's 4 px sprite); the
+screening history behind these choices lives in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Image-quality metrics on uint8 frames: PSNR and SSIM, per frame, batched on any device."""
+"""Image-quality metrics on uint8 frames: PSNR, SSIM and detail (spatial gradient), per frame, batched."""
 
 from __future__ import annotations
 
@@ -45,3 +45,13 @@ def ssim(a: Tensor, b: Tensor, max_value: float = 255.0, window: int = 11, sigma
     vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     return s.mean(dim=(-3, -2, -1)).reshape(lead)
+
+
+def detail(frames: Tensor) -> Tensor:
+    """Mean spatial gradient of frames [..., H, W, C] (uint8 or float in [0,255]) -> [...]: the mean
+    absolute difference between horizontally and vertically adjacent pixels of the luma, in gray
+    levels. A frame that melts into flat patches loses it; `genie eval` reports generated / real."""
+    luma = (frames.float() * torch.tensor([0.299, 0.587, 0.114], device=frames.device)).sum(-1)  # [..., H, W]
+    dx = (luma[..., :, 1:] - luma[..., :, :-1]).abs().mean(dim=(-2, -1))
+    dy = (luma[..., 1:, :] - luma[..., :-1, :]).abs().mean(dim=(-2, -1))
+    return (dx + dy) / 2

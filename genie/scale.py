@@ -209,7 +209,7 @@ def plan_point(sweep: Sweep, point: Point, overrides: list[str], tokenizer_cfg, 
     return row, sections
 
 
-def _train_resumable(stage: str, config: str, data: str, run: Path, overrides: list[str],
+def train_resumable(stage: str, config: str, data: str, run: Path, overrides: list[str],
                      tokenizer: str | None = None) -> None:
     """Train a run folder to the end, continuing from its last checkpoint when a killed run left one
     (a run killed before its first checkpoint starts over)."""
@@ -235,7 +235,7 @@ def sweep_tokenizer(sweep: Sweep, data: str, out: Path, tokenizer: str | None) -
         raise GenieError("genie scale needs a tokenizer: --tokenizer BUNDLE, or tokenizer: in the sweep config")
     bundle = out / "tokenizer.bundle"
     if not bundle.exists():
-        _train_resumable("tokenizer", str(sweep.tokenizer["config"]), data, out / "tokenizer", sweep.tokenizer["overrides"])
+        train_resumable("tokenizer", str(sweep.tokenizer["config"]), data, out / "tokenizer", sweep.tokenizer["overrides"])
         export_run(str(out / "tokenizer"), str(bundle))
     return str(bundle)
 
@@ -400,7 +400,7 @@ def run_point(sweep: Sweep, row: dict[str, Any], sections: dict[str, Any], overr
     meta_file.write_text(json.dumps(meta, indent=2))
     start = time.perf_counter()
     try:
-        _train_resumable("world", str(sweep.base), data, folder / "run", [*overrides, f"train.max_steps={row['steps']}"],
+        train_resumable("world", str(sweep.base), data, folder / "run", [*overrides, f"train.max_steps={row['steps']}"],
                          tokenizer=tokenizer)
     finally:  # a killed session's seconds count too (all but a SIGKILL's)
         meta["train_s"] += time.perf_counter() - start

@@ -210,7 +210,7 @@ def test_bad_inputs_exit_2_with_one_line(made, tmp_path, capsys, monkeypatch, ca
 
 # ---------------------------------------------------------------------- the key map's measurements
 def synthetic_rollouts(starts=4, steps=4) -> np.ndarray:
-    """The synthetic game (actions 0 noop, 1 left, 2 right, 3 up, 4 down, 5-7 turn/colour) held from
+    """The synthetic game (actions 0 noop, 1 left, 2 right, 3 up, 4 down, 5-7 red/yellow/blue) held from
     shared starts, its background scrolling: uint8 [starts, 8, steps+1, 64, 64, 3]."""
     out = np.zeros((starts, 8, steps + 1, 64, 64, 3), np.uint8)
     for p in range(starts):

@@ -10,7 +10,7 @@ from data_pipeline.shards import find_shards, read_shard_info
 from data_pipeline.synthetic import ACTION_NAMES, SyntheticGame
 from genie.cli import main
 
-RED = np.array([235, 40, 40], dtype=np.uint8)  # the sprite's first colour; action 7 swaps it
+COLOURS = np.array([(235, 40, 40), (250, 215, 30), (40, 100, 255)], dtype=np.uint8)  # set by actions 5, 6, 7
 
 
 def run_cli(capfd, *argv):
@@ -61,17 +61,17 @@ def test_synthetic_game_is_deterministic_under_seed():
     assert runs[0].shape == (21, 4, 64, 64, 3) and runs[0].dtype == np.uint8
 
 
-def test_synthetic_actions_have_distinct_effects_on_the_next_frame():
-    distinct = 0
-    rng = np.random.default_rng(0)
-    for seed in range(60):
-        game = SyntheticGame(1, size=32, seed=seed)
-        for a in rng.integers(0, 8, seed % 15):
-            game.step([a])
-        nxt = [copy.deepcopy(game).step([a])[0] for a in range(8)]
-        distinct += all(not np.array_equal(nxt[i], nxt[j]) for i in range(8) for j in range(i))
-    assert distinct >= 0.9 * 60
-    assert len(ACTION_NAMES) == 8
+@pytest.mark.parametrize("size", [64, 32])  # 4 px and 2 px cells
+def test_every_action_is_identifiable_from_two_frames(size):
+    game, rng = SyntheticGame(256, size=size, seed=size), np.random.default_rng(0)
+    for a in rng.integers(0, 8, (6, 256)):  # random states: moved, bumped, flashing, any colour
+        game.step(a)
+    nxt = np.stack([copy.deepcopy(game).step(np.full(256, a)) for a in range(8)])  # [8 actions, B, H, W, 3]
+    differ = (nxt[:, None] != nxt[None]).any((3, 4, 5))  # [8, 8, B]
+    assert differ[~np.eye(8, dtype=bool)].all()  # in every game the 8 next frames differ pairwise
+    same_colour = copy.deepcopy(game).step(5 + game.colour)  # e.g. red when already red
+    assert (same_colour != nxt[0]).any((1, 2, 3)).all()  # ... still differs from noop
+    assert ACTION_NAMES == ["noop", "left", "right", "up", "down", "red", "yellow", "blue"]
 
 
 def test_synthetic_action_t_changes_frame_t_plus_1_and_nothing_before():
@@ -120,11 +120,18 @@ def test_recorded_actions_are_aligned_with_the_frame_they_change(tmp_path, capfd
     (shard,) = find_shards(tmp_path)
     with h5py.File(shard) as f:
         frames, actions, episodes = f["frames"][:], f["actions"][:], f["episodes"][:]
-    red = (frames == RED).all(-1).any((1, 2))  # [N] is the sprite red in frame t?
+    shown = (frames[:, None] == COLOURS[:, None, None]).all(-1).any((2, 3))  # [N, 3] colours in frame t
+    assert (shown.sum(1) == 1).all()  # the sprite shows exactly one of them
+    colour = shown.argmax(1)
+    flash = (frames == 255).all(-1).sum((1, 2)) > 4  # more white than the 4 px nose: a colour action's flash
     for start, end in episodes:
-        a, r = actions[start:end], red[start:end]
+        a, c, f = actions[start:end], colour[start:end], flash[start:end]
         assert a[-1] == -1 and ((a[:-1] >= 0) & (a[:-1] < 8)).all()
-        assert np.array_equal(r[1:] != r[:-1], a[:-1] == 7)  # colour swaps exactly after action 7
+        set_colour = a[:-1] >= 5
+        assert set_colour.any() and not f[0]
+        assert np.array_equal(f[1:], set_colour)  # the sprite flashes exactly after actions 5-7 ...
+        assert np.array_equal(c[1:][set_colour], a[:-1][set_colour] - 5)  # ... and takes their colour
+        assert np.array_equal(c[1:][~set_colour], c[:-1][~set_colour])  # other actions keep it
 
 
 def test_record_coinrun_short_episodes(tmp_path, capfd):
