@@ -31,6 +31,12 @@ train() {  # train STAGE RUN ARGS...: a new run, or --resume when RUN has a chec
 record "$WORK/data/coinrun-train" --episodes 600 --start-level 0 --num-levels 1000 --seed 1
 record "$WORK/data/coinrun-1m" --episodes 10000 --start-level 0 --num-levels 10000 --seed 3
 record "$WORK/data/coinrun-heldout" --episodes 60 --start-level 100000 --num-levels 200 --seed 2
+# what genie eval reads: held-out levels played uniformly at random, the real game's held keys on them,
+# and footage of training levels for the judge (a supervised model of the true actions, eval only)
+record "$WORK/data/coinrun-eval" --episodes 100 --start-level 100000 --num-levels 200 --policy uniform --seed 2
+record "$WORK/data/coinrun-eval/hold" --episodes 60 --max-steps 16 --start-level 100000 --num-levels 200 \
+    --policy hold --seed 4
+record "$WORK/data/coinrun-judge" --episodes 400 --start-level 0 --num-levels 10000 --policy uniform --seed 11
 declare -A DATA=([tokenizer]="$WORK/data/coinrun-train" [world]="$WORK/data/coinrun-1m")
 
 train tokenizer "$WORK/runs/tok" --config configs/small/tokenizer.yaml
@@ -45,4 +51,5 @@ genie keymap "$WORK/bundles/world"
 python worlds/make_prompts.py "$WORK/data/coinrun-heldout" --out "$WORK/bundles/world/prompts"
 mkdir -p "$WORLD" && rm -rf "$WORLD/prompts"
 cp -r "$WORK/bundles/world/config.json" "$WORK/bundles/world/model.safetensors" "$WORK/bundles/world/prompts" "$WORLD/"
-genie eval "$WORLD" --data "$WORK/data/coinrun-heldout" --json "$WORK/eval.json"
+[[ -f $WORK/judge/config.json ]] || genie judge train "$WORK/data/coinrun-judge" --out "$WORK/judge"
+genie eval "$WORLD" --data "$WORK/data/coinrun-eval" --judge "$WORK/judge" --json "$WORK/eval.json"
