@@ -5,7 +5,8 @@ tokens z[B,T,h,w] (+ MASK) -> token embedding + patch position
     -> ST transformer (causal in time) -> logits over the tokenizer's codebook [B,T,N,V]
 
 Training masks a fraction r ~ U[0.5, 1) of the tokens of frames 1..T-1 and takes cross-entropy
-on the masked ones. Sampling (genie.nn.maskgit) predicts one new frame at a time from a KV cache
+on the masked ones; with context_noise > 0 a share of the visible tokens is replaced by random
+codes first (the loss still targets the clean tokens). Sampling (genie.nn.maskgit) predicts one new frame at a time from a KV cache
 of past frames, so a step costs one frame of compute.
 """
 
@@ -34,6 +35,9 @@ class DynamicsConfig:
     mlp_ratio: float = 4.0
     mask_low: float = 0.5  # training mask ratio ~ U[mask_low, mask_high)
     mask_high: float = 1.0
+    # training only: share of the visible (unmasked) tokens replaced by random codes, so the model
+    # learns to predict from imperfect context as in its own rollouts (exposure bias; Jasmine uses 0.1)
+    context_noise: float = 0.0
 
     @property
     def mask_id(self) -> int:
@@ -72,17 +76,28 @@ class Dynamics(nn.Module):
 
     def loss(self, tokens: Tensor, actions: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Masked-token cross-entropy on frames 1..T-1 -> (loss, accuracy on masked tokens)."""
-        c = self.config
         b, t, h, w = tokens.shape
         flat = rearrange(tokens, "b t h w -> b t (h w)")
-        mask = random_mask((b, t - 1, h * w), c.mask_low, c.mask_high, generator, tokens.device)
-        mask = torch.cat((torch.zeros_like(mask[:, :1]), mask), dim=1)  # frame 0 is never masked
-        inputs = torch.where(mask, torch.full_like(flat, c.mask_id), flat)
+        inputs, mask = self.training_inputs(flat, generator)
         logits = self.forward(rearrange(inputs, "b t (h w) -> b t h w", h=h), actions)
         target = torch.where(mask, flat, torch.full_like(flat, -100))
         loss = F.cross_entropy(rearrange(logits.float(), "b t n v -> (b t n) v"), target.flatten(), ignore_index=-100)
         accuracy = ((logits.argmax(-1) == flat) & mask).sum() / mask.sum()
         return loss, accuracy
+
+    def training_inputs(self, flat: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Clean tokens int64 [B,T,N] -> (model inputs [B,T,N], mask bool [B,T,N]): frames 1..T-1
+        masked at a random ratio, and a `context_noise` share of the visible tokens randomised."""
+        c = self.config
+        b, t, n = flat.shape
+        mask = random_mask((b, t - 1, n), c.mask_low, c.mask_high, generator, flat.device)
+        mask = torch.cat((torch.zeros_like(mask[:, :1]), mask), dim=1)  # frame 0 is never masked
+        inputs = torch.where(mask, torch.full_like(flat, c.mask_id), flat)
+        if c.context_noise > 0:
+            noisy = (torch.rand(flat.shape, generator=generator, device=flat.device) < c.context_noise) & ~mask
+            codes = torch.randint(0, c.vocab_size, flat.shape, generator=generator, device=flat.device)
+            inputs = torch.where(noisy, codes, inputs)
+        return inputs, mask
 
     def step_logits(self, tokens: Tensor, actions_in: Tensor, cache: KVCache | None = None,
                     commit: bool = False) -> Tensor:

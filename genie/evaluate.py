@@ -10,7 +10,7 @@ For N clips of `prompt + horizon` frames (horizon 30 by default) from DATA (pass
   detail         mean spatial gradient (genie.metrics.detail) of generated frames over that of the
                  real frames at t = 8, 16, 30: a world that melts into flat patches falls towards 0
   delta_psnr     Genie's controllability metric: PSNR(real, generated with inferred actions)
-                 - PSNR(real, generated with random actions), per t; reported at t = 4. It rewards
+                 - PSNR(real, generated with random actions), per t up to 8; reported at t = 4. It rewards
                  a world whose no-op keeps the frame while other actions destroy it, so it is read
                  beside the three above, never alone
   lam            codebook usage (share of actions used, perplexity of their histogram)
@@ -47,6 +47,7 @@ from genie.metrics import detail, psnr, ssim
 HOLD_STILL_T = 16  # the hold-still gain is reported for t = 1..16
 DETAIL_T = (8, 16, 30)  # detail kept is reported at these t
 KEY_STEPS = 8  # key following: steps each direction's latent is held
+DELTA_T = 8  # delta-t PSNR's random-action rollouts stop here (it is read at t = 4)
 DIRECTIONS = {"left": -1, "right": 1, "none": 0}
 KEYMAP_KEYS = {"left": "left", "right": "right", "none": "noop"}  # direction -> the player's key
 
@@ -239,10 +240,10 @@ def rollout_metrics(world, frames: np.ndarray, prompt_frames: int, horizon: int,
         random = rng.integers(0, world.num_actions, size=inferred.shape)
         seeds = [seed * 100_003 + s + i for i in range(b)]
         future = real[:, prompt_frames:]  # [b, horizon, H, W, 3]
-        for name, acts in (("inferred", inferred), ("random", random)):
+        for name, acts, steps in (("inferred", inferred, horizon), ("random", random, min(horizon, DELTA_T))):
             start = torch.from_numpy(world.reset(clip[:, :prompt_frames], seed=seeds))  # the world's view
-            gen = torch.from_numpy(np.stack([world.step(acts[:, prompt_frames - 1 + t]) for t in range(horizon)], 1))
-            parts[name].append(psnr(gen, future).clamp(max=100))
+            gen = torch.from_numpy(np.stack([world.step(acts[:, prompt_frames - 1 + t]) for t in range(steps)], 1))
+            parts[name].append(psnr(gen, future[:, :steps]).clamp(max=100))
             if name == "inferred":
                 parts["hold"].append(psnr(start[:, None], future).clamp(max=100))
                 parts["detail_gen"].append(detail(gen))
@@ -252,7 +253,7 @@ def rollout_metrics(world, frames: np.ndarray, prompt_frames: int, horizon: int,
     last = torch.from_numpy(frames[:, prompt_frames - 1 : prompt_frames])
     copy_curve = psnr(last, torch.from_numpy(frames[:, prompt_frames:])).clamp(max=100).mean(0).tolist()
     gain = (curve["inferred"] - curve["hold"])[:HOLD_STILL_T].tolist()
-    delta = (curve["inferred"] - curve["random"]).tolist()
+    delta = (curve["inferred"][: len(curve["random"])] - curve["random"]).tolist()
     latent = np.concatenate(latent)
     hist = np.bincount(latent.flatten(), minlength=world.num_actions) / latent.size
     nz = hist[hist > 0]

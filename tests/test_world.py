@@ -49,6 +49,19 @@ def test_action_at_t_changes_frame_t_plus_1_and_nothing_before():
     assert not torch.allclose(a[:, 3], b[:, 3])
 
 
+def test_context_noise_randomises_visible_tokens_only_and_is_off_by_default():
+    tokens = torch.randint(0, 32, (32, 6, 64))
+    clean = Dynamics(DynamicsConfig(vocab_size=32, grid_h=8, grid_w=8, num_actions=4, dim=32, depth=1, heads=4))
+    inputs, mask = clean.training_inputs(tokens, torch.Generator().manual_seed(0))
+    assert torch.equal(inputs[~mask], tokens[~mask]) and (inputs[mask] == 32).all() and not mask[:, 0].any()
+    noisy = Dynamics(DynamicsConfig(vocab_size=32, grid_h=8, grid_w=8, num_actions=4, dim=32, depth=1, heads=4,
+                                    context_noise=0.5))
+    inputs, mask = noisy.training_inputs(tokens, torch.Generator().manual_seed(0))
+    assert (inputs[mask] == 32).all()  # masked tokens stay masked (their targets are the clean tokens)
+    changed = (inputs != tokens)[~mask].float().mean()
+    assert 0.45 < changed < 0.52  # half the visible tokens are redrawn (1 in 32 onto its own code): 0.484
+
+
 def test_lam_action_depends_on_the_frames_of_its_transition_only():
     torch.manual_seed(0)
     lam = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=2, decoder_depth=1)).eval()
