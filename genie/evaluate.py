@@ -8,7 +8,8 @@ For N clips of `prompt + horizon` frames (horizon 30 by default) from DATA (pass
                  still: PSNR(generated_t, real_t) - PSNR(reset frame, real_t) for t = 1..16, and its
                  minimum. Doing nothing scores 0: a world must be >= 0 everywhere
   detail         mean spatial gradient (genie.metrics.detail) of generated frames over that of the
-                 real frames at t = 8, 16, 30: a world that melts into flat patches falls towards 0
+                 real frames at t = 8, 16, 30: a world that melts into flat patches falls towards 0,
+                 one that fills frames with noise rises above 1
   delta_psnr     Genie's controllability metric: PSNR(real, generated with inferred actions)
                  - PSNR(real, generated with random actions), per t up to 8; reported at t = 4. It rewards
                  a world whose no-op keeps the frame while other actions destroy it, so it is read
