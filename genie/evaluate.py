@@ -345,6 +345,7 @@ def key_following(world, judge, data: str, clip_shards: list[Path], hold_shards:
         out[name] = {"latents": chosen, "share": shares, "mean": float(np.mean(list(shares.values())))}
     real = {d: [] for d in DIRECTIONS}
     for ep in read_episodes(None, shards=hold_shards):
+        judge.check(action_classes(ep.info.action_names, str(ep.info.path)).names, ep.info.frame_shape, str(ep.info.path))
         held = ep.actions[:KEY_STEPS]
         if len(ep.frames) <= KEY_STEPS or held.min() < 0 or (held != held[0]).any():
             continue
