@@ -23,11 +23,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import report  # noqa: E402
 
-from genie.evaluate import DIRECTIONS, evaluate  # noqa: E402
-
-
-def shares(s: dict) -> str:
-    return " / ".join(f"{s[d]:.0%}" for d in DIRECTIONS)
+from genie.evaluate import evaluate  # noqa: E402
+from genie.evaluate import format_shares as shares  # noqa: E402
 
 
 def quality_rows(r: dict, what: str) -> list[tuple[str, str]]:

@@ -365,7 +365,8 @@ def key_following(world, judge, data: str, clip_shards: list[Path], hold_shards:
     return out
 
 
-def _fmt_shares(s: dict) -> str:
+def format_shares(s: dict) -> str:
+    """{"left": 0.5, "right": ..., "none": ...} -> "50% / ... / ..." in DIRECTIONS order."""
     return " / ".join(f"{s[d]:.0%}" for d in DIRECTIONS)
 
 
@@ -407,10 +408,10 @@ def format_table(r: dict) -> str:
             if name in k:
                 of_real = f"; {k[name]['of_real']:.0%} of the real game's" if "of_real" in k[name] else ""
                 rows.append((f"key following, {what} (left / right / none)",
-                             f"{_fmt_shares(k[name]['share'])} of {k['steps']} steps read as held "
+                             f"{format_shares(k[name]['share'])} of {k['steps']} steps read as held "
                              f"(latents {', '.join(str(k[name]['latents'][d]) for d in DIRECTIONS)}){of_real}"))
         if "share" in k["real"]:
-            rows.append(("key following, real game (held keys)", f"{_fmt_shares(k['real']['share'])}"))
+            rows.append(("key following, real game (held keys)", f"{format_shares(k['real']['share'])}"))
         else:
             rows.append(("key following, real game", k["real"]["note"]))
     width = max(len(k) for k, _ in rows)
@@ -427,9 +428,12 @@ def run_eval(bundle: str, data: str, json_out: str | None, **kwargs) -> dict:
 
 
 def _check_writable(path: Path) -> None:
+    """GenieError unless `path` can be written (its folder is created; no file is left behind)."""
+    import os
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a"):
-            pass
     except OSError as err:
-        raise GenieError(f"--json {path}: cannot write there ({err.strerror}); pass a writable path") from None
+        raise GenieError(f"--json {path}: cannot create its folder ({err.strerror}); pass a writable path") from None
+    if path.is_dir() or not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise GenieError(f"--json {path}: cannot write there; pass a writable file path")

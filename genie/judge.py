@@ -212,15 +212,18 @@ def train_judge(data: str | Path, out: str | Path, history: int = 1, steps: int 
         if step % report == 0 or step == steps:
             log(f"  step {step}/{steps}  loss {loss.item():.3f}")
     judge = Judge(model)
-    predicted = judge_transitions(judge, data_t, val_idx)
-    truth = data_t.label[val_idx]
-    result = {"accuracy": float((predicted == truth).mean()),
-              "majority_baseline": float(np.bincount(truth, minlength=len(classes.names)).max() / len(truth)),
+    result = {**score(judge_transitions(judge, data_t, val_idx), data_t.label[val_idx], len(classes.names)),
               "heldout_transitions": int(len(val_idx)), "train_transitions": int(len(train_idx)),
               "steps": steps, "batch_size": batch_size, "data": str(data)}
     save_bundle(Path(out), {"components": {"judge": asdict(config)}, "judge": result},
                 {f"judge.{k}": v for k, v in model.state_dict().items()})
     return result
+
+
+def score(predicted: np.ndarray, truth: np.ndarray, num_classes: int) -> dict:
+    """Accuracy of predicted classes against the truth, beside the majority-class baseline."""
+    return {"accuracy": float((predicted == truth).mean()),
+            "majority_baseline": float(np.bincount(truth, minlength=num_classes).max() / len(truth))}
 
 
 def check_out(out: Path) -> None:
@@ -265,10 +268,7 @@ def run_judge_eval(judge_path: str, data: str, device: str = "auto", log=print) 
     data_t, classes, shape = load_transitions(data)
     judge.check(classes.names, shape, str(first.path))
     predicted = judge_transitions(judge, data_t, np.arange(len(data_t.label)))
-    truth = data_t.label
-    result = {"accuracy": float((predicted == truth).mean()),
-              "majority_baseline": float(np.bincount(truth, minlength=len(classes.names)).max() / len(truth)),
-              "transitions": int(len(truth))}
+    result = {**score(predicted, data_t.label, len(classes.names)), "transitions": int(len(data_t.label))}
     log(f"judge accuracy on {data}: {result['accuracy']:.1%} vs majority baseline {result['majority_baseline']:.1%} "
         f"({result['transitions']:,} transitions)")
     return result
