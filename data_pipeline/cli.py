@@ -5,19 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from genie.errors import GenieError
+from genie.arguments import count, float_at_least, int_at_least, out_dir, positive_float, positive_int
+
+FRAME_SIZE = int_at_least(8, 1024)  # frame height and width in px
 
 
 def _record(args: argparse.Namespace) -> None:
     from data_pipeline.record import record
 
-    for flag in ("episodes", "max_steps", "workers", "size", "frames_per_shard"):
-        if getattr(args, flag) < 1:
-            raise GenieError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
-    if args.sticky_mean is not None and args.sticky_mean < 1:
-        raise GenieError(
-            f"--sticky-mean must be >= 1 (1 = a new random action every step), got {args.sticky_mean}"
-        )
     kwargs = dict(size=args.size, frames_per_shard=args.frames_per_shard, policy=args.policy)
     if args.sticky_mean is not None:
         kwargs["sticky_mean"] = args.sticky_mean
@@ -40,10 +35,6 @@ def _record(args: argparse.Namespace) -> None:
 def _ingest(args: argparse.Namespace) -> None:
     from data_pipeline.ingest import ingest
 
-    if args.size < 1:
-        raise GenieError(f"--size must be >= 1, got {args.size}")
-    if args.fps is not None and not args.fps > 0:
-        raise GenieError(f"--fps must be > 0, got {args.fps}")
     paths = ingest(args.paths, args.out, size=args.size, fps=args.fps, convert=args.convert)
     print(f"ingested {len(paths)} episodes into {args.out}")
 
@@ -61,21 +52,21 @@ def register_data_commands(sub) -> None:
 
     rec = sub.add_parser("record", help="record gameplay footage (CoinRun or the synthetic game) into shards")
     rec.add_argument("--env", choices=["coinrun", "synthetic"], required=True)
-    rec.add_argument("--episodes", type=int, required=True, help="number of episodes to record")
-    rec.add_argument("--max-steps", type=int, required=True, help="frames per episode at most")
-    rec.add_argument("--out", required=True, help="data folder (created if missing)")
+    rec.add_argument("--episodes", type=positive_int, required=True, help="number of episodes to record")
+    rec.add_argument("--max-steps", type=positive_int, required=True, help="frames per episode at most")
+    rec.add_argument("--out", type=out_dir, required=True, help="data folder (created if missing)")
     rec.add_argument("--seed", type=int, default=0)
     rec.add_argument(
-        "--workers", type=int, default=1, help="recording processes (each writes its own shards)"
+        "--workers", type=int_at_least(1, 256), default=1, help="recording processes (each writes its own shards)"
     )
-    rec.add_argument("--size", type=int, default=64, help="frame height and width (default 64)")
-    rec.add_argument("--start-level", type=int, default=0, help="coinrun: first level seed")
+    rec.add_argument("--size", type=FRAME_SIZE, default=64, help="frame height and width (default 64)")
+    rec.add_argument("--start-level", type=count, default=0, help="coinrun: first level seed")
     rec.add_argument(
-        "--num-levels", type=int, default=0, help="coinrun: number of level seeds (0: unlimited)"
+        "--num-levels", type=count, default=0, help="coinrun: number of level seeds (0: unlimited)"
     )
     rec.add_argument("--mode", default="hard", choices=["easy", "hard"], help="coinrun distribution mode")
     rec.add_argument(
-        "--sticky-mean", type=float, help="mean frames a random action is held (coinrun 4, synthetic 2)"
+        "--sticky-mean", type=float_at_least(1.0), help="mean frames a random action is held, >= 1 (1: a new one every step; coinrun 4, synthetic 2)"
     )
     rec.add_argument(
         "--policy", default="sticky", choices=POLICIES,
@@ -84,7 +75,7 @@ def register_data_commands(sub) -> None:
         "the real game's reference for `genie eval --judge`'s key following",
     )
     rec.add_argument(
-        "--frames-per-shard", type=int, default=10_000, help="start a new shard after this many frames"
+        "--frames-per-shard", type=positive_int, default=10_000, help="start a new shard after this many frames"
     )
     rec.set_defaults(func=_record)
 
@@ -95,9 +86,9 @@ def register_data_commands(sub) -> None:
         metavar="PATH",
         help="video (.mp4 .avi .webm .mov .mkv), .gif, or folder of .png/.jpg",
     )
-    ing.add_argument("--out", required=True, help="data folder (created if missing)")
-    ing.add_argument("--size", type=int, default=64, help="frame height and width (default 64)")
-    ing.add_argument("--fps", type=float, help="frame rate (default: the video's own; 15 for folders)")
+    ing.add_argument("--out", type=out_dir, required=True, help="data folder (created if missing)")
+    ing.add_argument("--size", type=FRAME_SIZE, default=64, help="frame height and width (default 64)")
+    ing.add_argument("--fps", type=positive_float, help="frame rate (default: the video's own; 15 for folders)")
     ing.add_argument(
         "--convert", action="store_true", help="convert gray / RGBA / 16-bit frames instead of refusing them"
     )

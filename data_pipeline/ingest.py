@@ -106,6 +106,8 @@ def _bgr_to_rgb(img: np.ndarray) -> np.ndarray:
 
 def _checked(img: np.ndarray, path: Path, convert: bool, size: int) -> np.ndarray:
     """RGB(A) image from OpenCV (already flipped to RGB) -> uint8 [size, size, 3], strict unless convert."""
+    if img.ndim == 3 and img.shape[-1] == 4 and img.dtype == np.uint8 and (img[..., 3] == 255).all():
+        img = img[..., :3]  # an opaque alpha channel (OpenCV reads GIFs as RGBA) hides nothing: drop it
     mode = image_mode(img)
     if mode != "8-bit RGB" and not convert:
         raise GenieError(f"{path} is {mode}; genie ingest expects 8-bit RGB frames; {CONVERT_HINT}")

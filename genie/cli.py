@@ -10,6 +10,8 @@ import argparse
 import os
 import sys
 
+from genie.arguments import (Parser, add_sampler_arguments, device, float_at_least, int_at_least, out_dir, out_file,
+                             positive_float, positive_int, seed)
 from genie.errors import GenieError
 
 
@@ -94,7 +96,7 @@ def _scale(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genie", description=__doc__.splitlines()[0])
+    parser = Parser(prog="genie", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -127,17 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="measure a world on held-out footage: beats holding still? keeps detail? follows the keys?")
     ev.add_argument("bundle", help="world bundle from `genie export`")
     ev.add_argument("--data", required=True, help="held-out shards (episodes the world did not train on)")
-    ev.add_argument("--json", help="write all figures to this JSON file")
-    ev.add_argument("--grid", help="write a PNG of originals above their reconstructions")
-    ev.add_argument("--clips", type=int, default=64, help="clips to evaluate (default 64)")
-    ev.add_argument("--horizon", type=int, default=30, help="generated frames per clip (default 30)")
+    ev.add_argument("--json", type=out_file, help="write all figures to this JSON file")
+    ev.add_argument("--grid", type=out_file, help="write a PNG of originals above their reconstructions")
+    ev.add_argument("--clips", type=positive_int, default=64, help="clips to evaluate (default 64)")
+    ev.add_argument("--horizon", type=positive_int, default=30, help="generated frames per clip (default 30)")
     ev.add_argument("--judge", help="judge bundle (genie judge train): its accuracy beside the probe, and key following")
-    ev.add_argument("--key-starts", type=int, default=32, help="level starts for key following (default 32)")
-    ev.add_argument("--prompt-frames", type=int, default=1, help="real frames given as the prompt (default 1)")
-    ev.add_argument("--steps", type=int, help="MaskGIT steps (default: the bundle's)")
-    ev.add_argument("--temperature", type=float, help="sampling temperature (default: the bundle's)")
-    ev.add_argument("--device", default="auto")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--key-starts", type=positive_int, default=32, help="level starts for key following (default 32)")
+    ev.add_argument("--prompt-frames", type=positive_int, default=1, help="real frames given as the prompt (default 1)")
+    add_sampler_arguments(ev)
     ev.set_defaults(func=_eval)
 
     sa = sub.add_parser("sample", help="roll a world out from a prompt image into a GIF or PNG")
@@ -145,14 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--prompt", required=True, help="an image of any size: a game frame, a sketch, a photo")
     sa.add_argument("--actions", help="latent actions to take, e.g. 1,1,2,3")
     sa.add_argument("--all-actions", action="store_true", help="one row per latent action, each repeated")
-    sa.add_argument("--length", type=int, default=16, help="frames per row with --all-actions (default 16)")
-    sa.add_argument("--out", required=True, help="rollout.gif (animated) or rollout.png (a strip)")
-    sa.add_argument("--steps", type=int, help="MaskGIT steps (default: the bundle's)")
-    sa.add_argument("--temperature", type=float, help="sampling temperature (default: the bundle's)")
-    sa.add_argument("--seed", type=int, default=0)
-    sa.add_argument("--scale", type=int, default=3, help="upscale factor (nearest neighbour)")
-    sa.add_argument("--fps", type=float, default=8.0)
-    sa.add_argument("--device", default="auto")
+    sa.add_argument("--length", type=positive_int, default=16, help="frames per row with --all-actions (default 16)")
+    sa.add_argument("--out", type=out_file, required=True, help="rollout.gif (animated) or rollout.png (a strip)")
+    add_sampler_arguments(sa)
+    sa.add_argument("--scale", type=int_at_least(1, 32), default=3, help="upscale factor, nearest neighbour (default 3)")
+    sa.add_argument("--fps", type=float_at_least(0.0, strict=True, high=240.0), default=8.0, help="GIF frame rate (default 8)")
     sa.set_defaults(func=_sample)
 
     la = sub.add_parser("label", help="latent actions of videos, GIFs, frame folders or shards, as a CSV",
@@ -161,10 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     la.add_argument("inputs", nargs="+", metavar="INPUT",
                     help="video (.mp4 .avi .webm .mov .mkv), .gif, folder of .png/.jpg, shard or folder of shards")
     la.add_argument("--world", required=True, help="world bundle from `genie export`")
-    la.add_argument("--out", required=True, help="CSV file to write")
+    la.add_argument("--out", type=out_file, required=True, help="CSV file to write")
     la.add_argument("--map", help="shards with true actions: also label each row with the real action's name")
-    la.add_argument("--batch", type=int, default=32, help="LAM windows per forward pass (default 32)")
-    la.add_argument("--device", default="auto")
+    la.add_argument("--batch", type=positive_int, default=32, help="LAM windows per forward pass (default 32)")
+    la.add_argument("--device", type=device, default="auto", help="auto (CUDA if present), cpu or cuda")
     la.set_defaults(func=_label)
 
     from genie.play import KEYS_HELP, add_arguments
@@ -180,12 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "and store it in the bundle (config.json, or X.keymap.json beside a one-file bundle).")
     km.add_argument("bundle", help="world bundle from `genie export`")
     km.add_argument("--data", help="shards with true actions and action names: map keys by co-occurrence")
-    km.add_argument("--out", help="write the map to this JSON file instead of storing it in the bundle")
+    km.add_argument("--out", type=out_file, help="write the map to this JSON file instead of storing it in the bundle")
     km.add_argument("--prompt", help="image/video/shard to roll the model out from (default: --data episode "
                     "starts, the bundle's prompts/, else a gray frame)")
-    km.add_argument("--rollout-steps", type=int, default=4, help="frames each action is held for (default 4)")
-    km.add_argument("--seed", type=int, default=0)
-    km.add_argument("--device", default="auto")
+    km.add_argument("--rollout-steps", type=positive_int, default=4, help="frames each action is held for (default 4)")
+    km.add_argument("--seed", type=seed, default=0)
+    km.add_argument("--device", type=device, default="auto", help="auto (CUDA if present), cpu or cuda")
     km.set_defaults(func=_keymap)
 
     ju = sub.add_parser("judge", help="a supervised inverse-dynamics model that reads true actions off frames "
@@ -195,20 +191,20 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train the judge (genie/judge.py) on footage with true actions; prints its "
                            "accuracy on held-out episodes beside the majority baseline.")
     jt.add_argument("data", help="shards with true actions, e.g. genie record --policy uniform")
-    jt.add_argument("--out", required=True, help="judge bundle folder to write")
-    jt.add_argument("--history", type=int, default=1, help="past frames it sees before t (default 1: reads momentum)")
-    jt.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
-    jt.add_argument("--batch", type=int, default=64, help="transitions per step (default 64)")
-    jt.add_argument("--lr", type=float, default=1e-3)
-    jt.add_argument("--val-fraction", type=float, default=0.1, help="share of episodes held out (default 0.1)")
-    jt.add_argument("--max-frames", type=int, default=300_000, help="frames read into memory at most")
-    jt.add_argument("--seed", type=int, default=0)
-    jt.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    jt.add_argument("--out", type=out_dir, required=True, help="judge bundle folder to write")
+    jt.add_argument("--history", type=int_at_least(0, 8), default=1, help="past frames it sees before t (default 1: reads momentum)")
+    jt.add_argument("--steps", type=positive_int, default=1500, help="training steps (default 1500)")
+    jt.add_argument("--batch", type=positive_int, default=64, help="transitions per step (default 64)")
+    jt.add_argument("--lr", type=positive_float, default=1e-3)
+    jt.add_argument("--val-fraction", type=float_at_least(0.0, strict=True, high=0.5), default=0.1, help="share of episodes held out (default 0.1)")
+    jt.add_argument("--max-frames", type=positive_int, default=300_000, help="frames read into memory at most")
+    jt.add_argument("--seed", type=seed, default=0)
+    jt.add_argument("--threads", type=positive_int, help="torch threads (default: torch's)")
     jt.set_defaults(func=_judge)
     je = ju_sub.add_parser("eval", help="a judge's accuracy on other footage with true actions")
     je.add_argument("judge", help="judge bundle from `genie judge train`")
     je.add_argument("--data", required=True, help="shards with true actions")
-    je.add_argument("--device", default="auto")
+    je.add_argument("--device", type=device, default="auto", help="auto (CUDA if present), cpu or cuda")
     je.set_defaults(func=_judge)
 
     sc = sub.add_parser("scale", help="scaling sweep: dynamics models of several sizes on one budget; CSV, plot, fit",
@@ -218,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "Overrides after the flags (section.key=value) apply to every point. See genie/scale.py.")
     sc.add_argument("--config", required=True, help="sweep YAML, e.g. configs/scale/tiny.yaml")
     sc.add_argument("--data", required=True, help="dataset: a .h5 shard or a folder of shards")
-    sc.add_argument("--out", required=True, help="sweep folder (points/, results.csv, scaling.png, fit.json)")
+    sc.add_argument("--out", type=out_dir, required=True, help="sweep folder (points/, results.csv, scaling.png, fit.json)")
     sc.add_argument("--tokenizer", help="tokenizer bundle for every point (default: the sweep config's)")
     sc.add_argument("--eval-data", help="footage for next-frame PSNR (default: held-out episodes of --data)")
     sc.set_defaults(func=_scale, takes_overrides=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genie.arguments import Parser, add_sampler_arguments, count, float_at_least, int_at_least, out_dir, out_file, positive_int
 from genie.errors import GenieError
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # before pygame is imported
@@ -131,12 +132,17 @@ def player_keymap(world, bundle: Path, prompt: np.ndarray, keymap_file: str | No
 
 
 # ---------------------------------------------------------------------- the game loop
-def open_display(pg) -> None:
+HEADLESS_DRIVERS = ("dummy", "offscreen")  # SDL video drivers that show no window
+
+
+def open_display(pg) -> str:
+    """Start pygame's display -> the video driver SDL started (e.g. x11, wayland, dummy)."""
     try:
         pg.display.init()
     except pg.error as err:
         raise GenieError(f"cannot open a window ({err}); to play headless set SDL_VIDEODRIVER=dummy and "
                          "pass --keys (and --record to see the frames)") from None
+    return pg.display.get_driver()
 
 
 class Player:
@@ -159,7 +165,7 @@ class Player:
         self.small = pg.Surface((w, h))
         self.font = pg.font.Font(None, max(14, 2 * scale + 6))
         self.clock = pg.time.Clock()
-        self.pace = pg.display.get_driver() not in ("dummy", "offscreen")  # headless runs flat out
+        self.pace = pg.display.get_driver() not in HEADLESS_DRIVERS  # headless runs flat out
         self.digits = {pg.key.key_code(str(i + 1)): i for i in range(8)}
         self.moves = {pg.key.key_code(k): move for move, keys in MOVES.items() for k in keys}
         # actions as tensors on the World's device: World.step checks numpy actions with a host sync
@@ -359,20 +365,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", help="world bundle (default: worlds/coinrun next to play.py)")
     parser.add_argument("--prompt", help="an image of any size, a video or GIF (first frames), or a dataset shard "
                         "(first episode); default: the bundle's prompts/*.png, else a gray frame")
-    parser.add_argument("--prompt-frames", type=int, help="frames of a video/shard prompt (default: the context)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
-    parser.add_argument("--scale", type=int, default=6, help="window upscale factor, nearest neighbour (default 6)")
-    parser.add_argument("--fps", type=float, default=15.0, help="real-time frame rate and recording rate (default 15)")
+    parser.add_argument("--prompt-frames", type=positive_int, help="frames of a video/shard prompt (default: the context)")
+    add_sampler_arguments(parser, seed_help="world seed (R resets with the same seed; default 0)")
+    parser.add_argument("--scale", type=int_at_least(1, 24), default=6,
+                        help="window upscale factor, nearest neighbour, 1-24 (default 6)")
+    parser.add_argument("--fps", type=float_at_least(0.0, strict=True, high=240.0), default=15.0,
+                        help="real-time frame rate and recording rate (default 15)")
     parser.add_argument("--realtime", action="store_true", help="start in real-time mode (T toggles)")
-    parser.add_argument("--record", help="write every frame shown to out.gif or out.mp4")
+    parser.add_argument("--record", type=out_file, help="write every frame shown to out.gif or out.mp4")
     parser.add_argument("--keys", help="play these keys, then quit, e.g. 1,1,left,noop,r,2 (no input is waited for)")
-    parser.add_argument("--max-steps", type=int, help="quit after this many world steps")
+    parser.add_argument("--max-steps", type=count, help="quit after this many world steps")
     parser.add_argument("--keymap", help='JSON file {"left": 3, "right": 1, ...} overriding the key map')
-    parser.add_argument("--seed", type=int, default=0, help="world seed (R resets with the same seed)")
-    parser.add_argument("--steps", type=int, help="MaskGIT rounds per frame (default: the bundle's)")
-    parser.add_argument("--temperature", type=float, help="sampling temperature (default: the bundle's)")
-    parser.add_argument("--shots", default=".", help="folder for screenshots (default: the current one)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is steadier on a busy CPU)")
+    parser.add_argument("--shots", type=out_dir, default=".", help="folder for screenshots (default: the current one)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's; 1 is steadier on a busy CPU)")
     parser.add_argument("--no-hud", action="store_true", help="start with the HUD hidden (H toggles)")
 
 
@@ -383,15 +388,19 @@ def play(args: argparse.Namespace, log=print) -> None:
     if args.world is None and not DEFAULT_WORLD.exists():
         raise GenieError(f"no default world: {DEFAULT_WORLD} does not exist (no default world ships with genie "
                          "yet); pass a bundle with --world BUNDLE (README: 'Train a world')")
-    if args.scale < 1 or args.fps <= 0 or (args.max_steps or 0) < 0 or (args.threads is not None and args.threads < 1):
-        raise GenieError("--scale and --threads must be >= 1, --fps > 0 and --max-steps >= 0")
     record = Path(args.record) if args.record else None
     if record is not None and record.suffix.lower() not in (".gif", ".mp4"):
         raise GenieError(f"--record {record}: must end in .gif or .mp4")
-    headless = os.environ.get("SDL_VIDEODRIVER") in ("dummy", "offscreen")
-    if headless and args.keys is None and (not args.realtime or args.max_steps is None):
-        raise GenieError("headless (SDL_VIDEODRIVER=dummy): nobody can press keys; pass --keys 1,2,... "
-                         "or --realtime --max-steps N")
+    import pygame as pg
+
+    driver = open_display(pg)  # the driver SDL actually started, not only what the environment asks for
+    if driver in HEADLESS_DRIVERS and args.keys is None and (not args.realtime or args.max_steps is None):
+        if os.environ.get("SDL_VIDEODRIVER") in HEADLESS_DRIVERS:
+            raise GenieError(f"headless (SDL_VIDEODRIVER={driver}): nobody can press keys; pass --keys 1,2,... "
+                             "or --realtime --max-steps N")
+        raise GenieError(f"no display: SDL found no window system and fell back to its {driver!r} driver, so no "
+                         "window can open; play on a desktop (or ssh -X), or headless with SDL_VIDEODRIVER=dummy "
+                         "and --keys 1,2,... (--record out.gif to see the frames)")
     if args.threads:
         import torch
 
@@ -428,9 +437,8 @@ KEYS_HELP = "keys" + __doc__.split("Keys", 1)[1].split("--keys", 1)[0]
 
 def main(argv: list[str] | None = None) -> int:
     """`python play.py ...`: returns the exit status (2 and one line on stderr for user errors)."""
-    parser = argparse.ArgumentParser(prog="play.py", description="Play a genie world with the keyboard.",
-                                     epilog=KEYS_HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="play.py", description="Play a genie world with the keyboard.",
+                    epilog=KEYS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -20,6 +20,8 @@ to the world's frame size, centre-crop.
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from torch import Tensor
 from genie.dynamics import Dynamics, DynamicsConfig
 from genie.errors import GenieError
 from genie.lam import LAMConfig, LatentActionModel
-from genie.nn.maskgit import maskgit_sample, uniform
+from genie.nn.maskgit import SEED_LIMIT, maskgit_sample, uniform
 from genie.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
 
 # Temperature of World.infer_actions' confidence: softmax over cosine similarities (see its docstring).
@@ -45,11 +47,24 @@ class SampleConfig:
     tokenizer_context: int = 4  # frames the tokenizer's decoder attends to (its training clip length)
     lam_context: int = 16  # frames per LAM window when inferring actions
 
+    def check(self) -> None:
+        """GenieError naming the first setting out of its range."""
+        for name, low in (("steps", 1), ("context", 2), ("tokenizer_context", 1), ("lam_context", 2)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise GenieError(f"sample.{name} must be an integer >= {low}, got {value!r}")
+        t = self.temperature
+        if not isinstance(t, (int, float, np.floating)) or isinstance(t, bool) or not math.isfinite(t) or t < 0:
+            raise GenieError(f"sample.temperature must be a number >= 0 (0: greedy), got {t!r}")
+
 
 def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise GenieError(f"--device {device}: not a device; use auto, cpu or cuda") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GenieError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu or auto")
     return device
@@ -72,6 +87,7 @@ class World:
         self.lam = lam.to(self.device).eval()
         self.dynamics = dynamics.to(self.device).eval()
         self.sample = sample or SampleConfig()
+        self.sample.check()
         self.cached = cached
         self.num_actions = lam.config.num_actions
         self.frame_shape = (tokenizer.config.height, tokenizer.config.width, 3)
@@ -94,10 +110,16 @@ class World:
                                     ("dynamics", Dynamics, DynamicsConfig)):
             cfg, state = component(config, weights, name, path)
             model = cls_(from_dict(cfg_cls, cfg, f"{path} [{name}]"))
-            model.load_state_dict(state)
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as err:
+                problems = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+                raise GenieError(f"{path}: its {name} weights do not fit its config.json ({len(problems)} "
+                                 f"mismatch(es), first: {problems[0] if problems else err}); re-export the bundle "
+                                 "from its run with `genie export`") from None
             models[name] = model
         sample = from_dict(SampleConfig, config.get("sample", {}), f"{path} [sample]")
-        sample.steps = steps or sample.steps
+        sample.steps = sample.steps if steps is None else steps
         sample.temperature = sample.temperature if temperature is None else temperature
         world = cls(models["tokenizer"], models["lam"], models["dynamics"], sample, device, cached)
         world.bundle_config = config
@@ -106,8 +128,12 @@ class World:
     # ------------------------------------------------------------------ inputs
     def _frames(self, array, what: str, ndim: tuple[int, ...]) -> Tensor:
         """Any-size images -> uint8 [..., H, W, 3] on the device by the documented rule."""
-        from data_pipeline.ingest import to_frame, to_rgb8
+        from data_pipeline.ingest import read_image, to_frame, to_rgb8
 
+        if isinstance(array, (str, os.PathLike)):
+            if not Path(array).is_file():
+                raise GenieError(f"{what}: {array} is not an image file; pass an image file or an array")
+            array = read_image(Path(array))
         if isinstance(array, Tensor):
             array = array.detach().cpu().numpy()
         array = np.asarray(array)
@@ -288,13 +314,19 @@ class World:
 
     def _seeds(self, seed, b: int) -> Tensor:
         if seed is None:
-            seed = int(np.random.default_rng().integers(0, 2**31 - b))
-        if isinstance(seed, (int, np.integer)):
+            seed = int(np.random.default_rng().integers(0, SEED_LIMIT - b))
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
             seeds = [int(seed) + i for i in range(b)]
-        else:
-            seeds = [int(s) for s in seed]
+        elif isinstance(seed, (list, tuple, np.ndarray, Tensor)):
+            seeds = seed.reshape(-1).tolist() if isinstance(seed, (np.ndarray, Tensor)) else list(seed)
             if len(seeds) != b:
                 raise GenieError(f"seed: expected {b} seeds (one per world), got {len(seeds)}")
+        else:
+            seeds = [seed]
+        bad = [s for s in seeds if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or not 0 <= s < SEED_LIMIT]
+        if bad:
+            raise GenieError(f"seed: seeds must be integers from 0 to 2**31 - 1, got {bad[0]!r}")
+        seeds = [int(s) for s in seeds]
         return torch.tensor(seeds, dtype=torch.int64, device=self.device)
 
     def _autocast(self):

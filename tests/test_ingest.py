@@ -139,6 +139,15 @@ def test_non_rgb8_frames_need_convert(tmp_path, capfd, name, img, mode):
     assert abs(int(frame.mean()) - expected) <= 1
 
 
+def test_an_opaque_alpha_channel_is_no_reason_to_refuse(tmp_path, capfd):
+    """OpenCV reads some GIFs and PNGs as RGBA with every pixel opaque: that is RGB."""
+    img = np.dstack([np.full((20, 20, 3), 90, np.uint8), np.full((20, 20), 255, np.uint8)])
+    folder = _png(tmp_path / "opaque", img)
+    code, _, err = run_cli(capfd, "ingest", str(folder), "--out", str(tmp_path / "data"))
+    assert code == 0, err
+    assert read_all(tmp_path / "data" / "opaque.h5")[0].mean() == 90
+
+
 def test_bad_inputs_are_one_line_errors_naming_the_file(tmp_path, capfd):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no frames here")

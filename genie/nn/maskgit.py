@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 _MASK31 = 0x7FFFFFFF
+SEED_LIMIT = 2**31  # seeds are hashed as 31-bit values: 0 .. SEED_LIMIT - 1 draw distinct numbers
 _MULT = 0x45D9F3B  # < 2^27, so products of 31-bit values fit in int64
 
 
