@@ -3,8 +3,8 @@
 video x[0..T-1] uint8 -> patches of x_t and of x_t - x_{t-1} -> ST encoder (causal)
     -> max over the patches of frame t+1 -> VQ with a tiny codebook (num_actions codes)
     -> a_t, one action per transition t -> t+1
-decoder: ST decoder over frames 0..T-2 with a_t added to every patch of frame t
-    -> predicts frame t+1 as frame t plus a residual (pixels)
+decoder: ST decoder over frames 0..T-2 with a_t added to every patch of frame t (causal in time;
+    with decoder_history=False each frame t alone) -> predicts frame t+1 as frame t plus a residual
 
 The decoder never sees frame t+1, so everything it needs to know about the change from t to t+1
 must pass through the num_actions-way bottleneck. The encoder sees each frame's difference from
@@ -50,6 +50,9 @@ class LAMConfig:
     beta: float = 0.25
     restart_every: int = 50
     change_weight: float = 20.0  # extra loss weight on pixels that change from t to t+1
+    # the decoder attends to frames 0..t (True, Genie) or to frame t alone (False): with the past in
+    # view it can predict t+1 from momentum, and the action need not say what it can read there
+    decoder_history: bool = True
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -97,7 +100,11 @@ class LatentActionModel(nn.Module):
         vq = self.encode(frames)
         past = frames_to_float(frames[:, :-1])  # frames 0..T-2
         x = self.dec_embed(patchify(past, self.config.patch_size)) + self.dec_pos + vq.quantized[:, :, None, :]
-        residual = unpatchify(self.head(self.decoder(x)), self.config.patch_size, self.config.grid[0])
+        if self.config.decoder_history:
+            h = self.decoder(x)
+        else:  # every frame t on its own: [B*(T-1), 1, N, D]
+            h = self.decoder(x.flatten(0, 1)[:, None]).view(x.shape)
+        residual = unpatchify(self.head(h), self.config.patch_size, self.config.grid[0])
         return LAMOutput(past + residual, vq.indices, vq)  # a_t is added to frame t, frame t+1 predicted
 
     def action_embeddings(self) -> Tensor:

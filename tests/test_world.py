@@ -291,6 +291,20 @@ def test_lam_decoder_predicts_a_residual_on_frame_t():
     assert torch.equal(float_to_frames(out.recon), video[:, :-1])  # a zero residual copies frame t
 
 
+@pytest.mark.parametrize("history", [True, False])
+def test_lam_decoder_without_history_sees_frame_t_alone(history):
+    torch.manual_seed(0)
+    lam = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=1, decoder_depth=1, decoder_history=history))
+    video = torch.randint(0, 256, (1, 4, 64, 64, 3), dtype=torch.uint8)
+    fixed = lam.encode(video)
+    lam.encode = lambda frames: fixed  # the same actions for both videos
+    other = video.clone()
+    other[:, 0] = 255 - other[:, 0]  # another frame 0
+    a, b = lam(video).recon, lam(other).recon
+    assert not torch.allclose(a[:, 0], b[:, 0])  # frame 1 is predicted from frame 0
+    assert torch.allclose(a[:, 1:], b[:, 1:]) != history  # frames 2, 3 see frame 0 only through history
+
+
 def test_lam_loss_weighs_pixels_that_changed():
     from genie.lam import LAMOutput, lam_loss
 
