@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import report, sync  # noqa: E402
+from common import ProgressRows, report, sync  # noqa: E402
 
 from genie.config import build_sections, load_yaml  # noqa: E402
 from genie.dynamics import Dynamics, DynamicsConfig  # noqa: E402
@@ -201,7 +201,7 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     torch.set_grad_enabled(True)
-    rows: list[tuple[str, str]] = []
+    rows: list[tuple[str, str]] = ProgressRows()
     if not args.skip_training:
         bench_training(tokenizer_training(args.scale, device), device, args.train_steps, rows)
         bench_training(world_training(args.scale, device), device, args.train_steps, rows)

@@ -65,6 +65,15 @@ def append_results(rows: list[tuple[str, str]], command: str) -> None:
         f.write("\n".join(result_lines(rows, command)) + "\n")
 
 
+class ProgressRows(list):
+    """The rows (metric, value) of a long benchmark, each printed to stderr as it is measured, one
+    line apiece (readable in a log file), so minutes of measuring are never silent."""
+
+    def append(self, row: tuple[str, str]) -> None:
+        print(f"  measured {row[0]}: {row[1]}", file=sys.stderr, flush=True)
+        super().append(row)
+
+
 def report(script: str, rows: list[tuple[str, str]], append: bool) -> None:
     """Print rows (metric, value) as a dated markdown table; with `append`, add them to RESULTS.md."""
     command = command_line(script)

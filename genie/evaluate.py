@@ -37,6 +37,8 @@ gets the tokenizer row alone. --grid writes a PNG: originals above their reconst
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,18 @@ def split_shards(data: str) -> tuple[list[Path], list[Path]]:
     if not clips:
         raise GenieError(f"{data}: holds only held-key footage (--policy hold); add ordinary footage to evaluate on")
     return clips, hold
+
+
+def check_frame_size(shards: list[Path], frame_shape: tuple[int, ...], bundle: str) -> None:
+    """GenieError naming the first shard whose frames are not the bundle's size."""
+    from data_pipeline.shards import read_shard_info
+
+    for path in shards:
+        shape = tuple(read_shard_info(path).frame_shape)
+        if shape != tuple(frame_shape):
+            raise GenieError(f"{path} holds {shape[0]}x{shape[1]} frames but {bundle} is a {frame_shape[0]}x"
+                             f"{frame_shape[1]} world; evaluate on footage of its size (genie record or ingest "
+                             f"--size {frame_shape[0]})")
 
 
 def sample_clips(data: str, length: int, max_clips: int, seed: int = 0, shards: list[Path] | None = None):
@@ -157,12 +171,14 @@ def lookup_probe(latent: np.ndarray, true: np.ndarray, episodes: np.ndarray, num
 def evaluate_tokenizer(bundle: str, data: str, max_clips: int = 64, clip_len: int = 4, device: str = "auto",
                        seed: int = 0, batch_size: int = 16, grid: str | None = None) -> dict:
     """Reconstruction PSNR/SSIM of a bundle's tokenizer on clips of DATA."""
+    from data_pipeline.shards import find_shards
     from genie.bundle import load_tokenizer
     from genie.tokenizer import float_to_frames
     from genie.world import resolve_device
 
     dev = resolve_device(device)
     tokenizer = load_tokenizer(bundle, dev)
+    check_frame_size(find_shards(data), (tokenizer.config.height, tokenizer.config.width, 3), bundle)
     frames, _, _ = sample_clips(data, clip_len, max_clips, seed)
     values, recons = {"psnr": [], "ssim": []}, []
     with torch.no_grad():
@@ -186,8 +202,15 @@ def evaluate_tokenizer(bundle: str, data: str, max_clips: int = 64, clip_len: in
 def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 30, prompt_frames: int = 1,
              steps: int | None = None, temperature: float | None = None, device: str = "auto", seed: int = 0,
              batch_size: int = 32, grid: str | None = None, max_probe_transitions: int = 20_000,
-             judge: str | None = None, key_starts: int = 32) -> dict:
-    """Run every measurement above; returns a JSON-ready dict."""
+             judge: str | None = None, key_starts: int = 32, log=None) -> dict:
+    """Run every measurement above; returns a JSON-ready dict. Each stage is announced on stderr
+    (or to `log`) as one line with the time so far, readable in a log file."""
+    started = time.perf_counter()
+
+    def progress(stage: str) -> None:
+        line = f"eval: {stage} ({time.perf_counter() - started:.0f} s so far)"
+        print(line, file=sys.stderr, flush=True) if log is None else log(line)
+
     from data_pipeline.actions import action_classes
     from data_pipeline.shards import read_shard_info
     from genie.bundle import read_bundle
@@ -198,6 +221,7 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 30, pro
         return evaluate_tokenizer(bundle, data, max_clips, device=device, seed=seed, grid=grid)
     clip_shards, hold_shards = split_shards(data)
     world = World.load(bundle, device=device, steps=steps, temperature=temperature)
+    check_frame_size(clip_shards + hold_shards, world.frame_shape, bundle)
     judge_model = None
     if judge is not None:
         from genie.judge import Judge
@@ -209,14 +233,17 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 30, pro
     if grid:
         evaluate_tokenizer(bundle, data, 6, clip_len=world.sample.tokenizer_context, device=device, grid=grid)
     frames, true_actions, _ = sample_clips(data, prompt_frames + horizon, max_clips, seed, shards=clip_shards)
+    progress(f"{len(frames)} clips: tokenizer, next frames, hold-still gain and detail over {horizon} frames")
     result = {
         "bundle": str(bundle), "data": str(data), "clips": len(frames), "prompt_frames": prompt_frames,
         "horizon": horizon, "maskgit_steps": world.sample.steps, "temperature": world.sample.temperature,
         **rollout_metrics(world, frames, prompt_frames, horizon, seed, batch_size),
     }
     if (true_actions >= 0).any():
+        progress("latent-action probes" + (" and the judge" if judge_model is not None else ""))
         result.update(probe_metrics(world, clip_shards, max_probe_transitions, judge_model))
         if judge_model is not None:
+            progress(f"key following from {key_starts} level starts")
             result["key_following"] = key_following(world, judge_model, data, clip_shards, hold_shards,
                                                     result["probe_horizontal"], key_starts, seed)
     return result

@@ -17,16 +17,12 @@ from genie.errors import GenieError
 
 def read_prompt(path: str | Path) -> np.ndarray:
     """An image file -> uint8/uint16 [H,W,C] (C = 1 gray, 3 RGB, 4 RGBA), any size (the World converts it)."""
+    from data_pipeline.ingest import read_image
+
     path = Path(path)
     if not path.is_file():
         raise GenieError(f"{path}: prompt image not found")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise GenieError(f"{path}: not a readable image (PNG, JPG, ...)")
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    img = read_image(path)
     return img[..., None] if img.ndim == 2 else img  # gray -> [H,W,1]
 
 

@@ -157,7 +157,8 @@ class World:
             if h != w:
                 raise GenieError(f"{what}: resizing prompts to a non-square world ({h}x{w}) is not supported")
             out = np.stack([to_frame(to_rgb8(img), h) for img in flat])
-        return torch.from_numpy(np.ascontiguousarray(out.reshape(*lead, h, w, 3))).to(self.device)
+        out = np.ascontiguousarray(out.reshape(*lead, h, w, 3))
+        return torch.from_numpy(out if out.flags.writeable else out.copy()).to(self.device)  # torch wants writable
 
     def _out(self, frames: Tensor) -> np.ndarray:
         return frames.cpu().numpy()

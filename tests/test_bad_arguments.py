@@ -164,18 +164,32 @@ def test_sampler_settings_out_of_range_are_refused(field, value):
         World(w.tokenizer, w.lam, w.dynamics, SampleConfig(**{field: value}))
 
 
-def test_a_bundle_whose_config_does_not_match_its_weights_is_one_line(tmp_path):
+def save_tiny_bundle(path, **dynamics_changes):
     from dataclasses import asdict
 
     from genie.bundle import save_bundle
-    from genie.world import World
 
     w = tiny_world()
     weights = {f"{name}.{k}": v for name, m in (("tokenizer", w.tokenizer), ("lam", w.lam), ("dynamics", w.dynamics))
                for k, v in m.state_dict().items()}
     components = {"tokenizer": asdict(w.tokenizer.config), "lam": asdict(w.lam.config),
-                  "dynamics": {**asdict(w.dynamics.config), "dim": 32}}  # the weights are dim 16
-    save_bundle(tmp_path / "bad", {"components": components, "sample": asdict(w.sample)}, weights)
+                  "dynamics": {**asdict(w.dynamics.config), **dynamics_changes}}
+    return save_bundle(path, {"components": components, "sample": asdict(w.sample)}, weights)
+
+
+def test_a_bundle_whose_config_does_not_match_its_weights_is_one_line(tmp_path):
+    from genie.world import World
+
+    save_tiny_bundle(tmp_path / "bad", dim=32)  # the weights are dim 16
     with pytest.raises(GenieError, match="dynamics weights do not fit") as err:
         World.load(tmp_path / "bad", device="cpu")
     assert "\n" not in str(err.value)
+
+
+def test_eval_on_footage_of_another_size_is_one_line(tmp_path, capsys):
+    save_tiny_bundle(tmp_path / "world")  # a 16x16 world
+    assert genie(["record", "--env", "synthetic", "--episodes", "2", "--max-steps", "12", "--size", "32",
+                  "--out", str(tmp_path / "data")]) == 0
+    capsys.readouterr()
+    assert genie(["eval", str(tmp_path / "world"), "--data", str(tmp_path / "data"), "--device", "cpu"]) == 2
+    assert "holds 32x32 frames" in one_line(capsys)
