@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genie.nn import STTransformer, VectorQuantizer, VQOutput
@@ -53,6 +54,10 @@ class LAMConfig:
     # the decoder attends to frames 0..t (True, Genie) or to frame t alone (False): with the past in
     # view it can predict t+1 from momentum, and the action need not say what it can read there
     decoder_history: bool = True
+    # the decoder also predicts a flow field (2 values per patch, bilinear between patch centres) and
+    # frame t is warped by it before the residual is added: moving content costs two numbers a patch
+    # instead of every pixel of it (a 1 px scroll re-draws every edge of the frame)
+    warp: bool = False
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -82,7 +87,7 @@ class LatentActionModel(nn.Module):
         self.dec_embed = nn.Linear(patch_dim, c.dim)
         self.dec_pos = nn.Parameter(torch.randn(gh * gw, c.dim) * 0.02)
         self.decoder = STTransformer(c.dim, c.decoder_depth, c.heads, c.mlp_ratio, causal=True)
-        self.head = nn.Linear(c.dim, patch_dim)
+        self.head = nn.Linear(c.dim, patch_dim + (2 if c.warp else 0))
 
     def encode(self, frames: Tensor) -> VQOutput:
         """frames uint8 [B,T,H,W,3] -> VQOutput over the T-1 transitions (indices [B,T-1])."""
@@ -104,12 +109,31 @@ class LatentActionModel(nn.Module):
             h = self.decoder(x)
         else:  # every frame t on its own: [B*(T-1), 1, N, D]
             h = self.decoder(x.flatten(0, 1)[:, None]).view(x.shape)
-        residual = unpatchify(self.head(h), self.config.patch_size, self.config.grid[0])
-        return LAMOutput(past + residual, vq.indices, vq)  # a_t is added to frame t, frame t+1 predicted
+        out = self.head(h)
+        base = past
+        if self.config.warp:
+            base, out = warp(past, out[..., -2:], self.config.grid), out[..., :-2]
+        residual = unpatchify(out, self.config.patch_size, self.config.grid[0])
+        return LAMOutput(base + residual, vq.indices, vq)  # a_t is added to frame t, frame t+1 predicted
 
     def action_embeddings(self) -> Tensor:
         """The quantized vector of every latent action [num_actions, dim] (for inspection)."""
         return self.vq.embed(torch.arange(self.config.num_actions, device=self.vq.codebook.device))
+
+
+def warp(frames: Tensor, flow: Tensor, grid: tuple[int, int]) -> Tensor:
+    """Move frames float [B,T,H,W,C] by a flow given per patch, flow [B,T,gh*gw,2] (dx, dy in pixels,
+    where each pixel's content comes from), interpolated bilinearly to every pixel; borders repeat."""
+    b, t, h, w, c = frames.shape
+    flow = F.interpolate(flow.float().reshape(b * t, *grid, 2).permute(0, 3, 1, 2), size=(h, w), mode="bilinear",
+                         align_corners=False)  # [BT,2,H,W]
+    ys, xs = torch.meshgrid(torch.arange(h, device=frames.device), torch.arange(w, device=frames.device), indexing="ij")
+    x = (xs + 0.5 + flow[:, 0]) * (2 / w) - 1  # grid_sample's [-1, 1] coordinates of pixel centres
+    y = (ys + 0.5 + flow[:, 1]) * (2 / h) - 1
+    image = frames.reshape(b * t, h, w, c).permute(0, 3, 1, 2).float()
+    moved = F.grid_sample(image, torch.stack((x, y), dim=-1), mode="bilinear", padding_mode="border",
+                          align_corners=False)
+    return moved.permute(0, 2, 3, 1).reshape(b, t, h, w, c).to(frames.dtype)
 
 
 def lam_loss(frames: Tensor, out: LAMOutput, change_weight: float) -> tuple[Tensor, Tensor]:

@@ -305,6 +305,23 @@ def test_lam_decoder_without_history_sees_frame_t_alone(history):
     assert torch.allclose(a[:, 1:], b[:, 1:]) != history  # frames 2, 3 see frame 0 only through history
 
 
+def test_lam_warp_moves_frame_t_by_its_flow():
+    from genie.lam import warp
+
+    frames = torch.rand(2, 3, 16, 16, 3)
+    still = torch.zeros(2, 3, 16, 2)  # a 4x4 grid of patches
+    assert torch.allclose(warp(frames, still, (4, 4)), frames, atol=1e-5)
+    left = still.clone()
+    left[..., 0] = 1.0  # every pixel takes the content 1 px to its right: the view moves left
+    assert torch.allclose(warp(frames, left, (4, 4))[..., :, :-1, :], frames[..., :, 1:, :], atol=1e-5)
+    torch.manual_seed(0)
+    lam = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=1, decoder_depth=1, patch_size=16, warp=True))
+    torch.nn.init.zeros_(lam.head.weight)
+    torch.nn.init.zeros_(lam.head.bias)
+    video = torch.randint(0, 256, (1, 3, 64, 64, 3), dtype=torch.uint8)
+    assert torch.equal(float_to_frames(lam(video).recon), video[:, :-1])  # no flow, no residual: a copy
+
+
 def test_lam_loss_weighs_pixels_that_changed():
     from genie.lam import LAMOutput, lam_loss
 
