@@ -11,7 +11,7 @@ majority class and, with --judge, the judge on the same held-out transitions (th
 
 The synthetic game has 8 known actions and a uniform sticky random policy, so a LAM with 8 codes
 could in principle recover them all. The LAM (configs/tiny/world.yaml's `lam:` section plus the
-key=value overrides) trains on 256 recorded episodes with its own loss (genie.lam.lam_loss) and is
+key=value overrides) trains on 256 recorded episodes with its own loss (LatentActionModel.loss) and is
 scored every --eval-every steps with genie eval's lookup probe on 64 held-out games (each latent
 action -> the true action it co-occurs with most, fit on half of the episodes, scored on the other
 half), beside the majority-class baseline. This is the LAM half of `genie train world`, without
@@ -38,7 +38,7 @@ from data_pipeline.record import StickyRandomPolicy  # noqa: E402
 from data_pipeline.synthetic import ACTION_NAMES, SyntheticGame  # noqa: E402
 from genie.config import build_sections, load_yaml, parse_overrides  # noqa: E402
 from genie.evaluate import lookup_probe, probe_metrics, split_shards  # noqa: E402
-from genie.lam import LAMConfig, LatentActionModel, lam_loss  # noqa: E402
+from genie.lam import LAMConfig, LatentActionModel  # noqa: E402
 from genie.world import resolve_device  # noqa: E402
 
 
@@ -171,7 +171,7 @@ def main() -> None:
         starts = rng.integers(0, train_video.shape[1] - args.clip_len + 1, args.batch_size)
         clip = torch.from_numpy(np.stack([train_video[g, s : s + args.clip_len] for g, s in zip(games, starts)]))
         clip = clip.to(device, non_blocking=True)
-        loss, mse = lam_loss(clip, out := lam(clip), config.change_weight)
+        loss, mse = lam.loss(clip, out := lam(clip))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(lam.parameters(), 1.0)
@@ -218,7 +218,7 @@ def train_on_shards(args, config: LAMConfig) -> None:
         eps = rng.choice(len(episodes), args.batch_size, p=weights)
         starts = [rng.integers(0, lengths[e] - args.clip_len + 1) for e in eps]
         clip = torch.from_numpy(np.stack([episodes[e][s : s + args.clip_len] for e, s in zip(eps, starts)]))
-        loss, mse = lam_loss(clip.to(device), out := lam(clip.to(device)), config.change_weight)
+        loss, mse = lam.loss(clip.to(device), out := lam(clip.to(device)))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(lam.parameters(), 1.0)

@@ -29,7 +29,7 @@ from common import ProgressRows, report, sync  # noqa: E402
 
 from genie.config import build_sections, load_yaml  # noqa: E402
 from genie.dynamics import Dynamics, DynamicsConfig  # noqa: E402
-from genie.lam import LAMConfig, LatentActionModel, lam_loss  # noqa: E402
+from genie.lam import LAMConfig, LatentActionModel  # noqa: E402
 from genie.tokenizer import TokenizerConfig, VideoTokenizer, frames_to_float  # noqa: E402
 from genie.training.common import TrainConfig, make_optimizer  # noqa: E402
 from genie.world import SampleConfig, World, resolve_device  # noqa: E402
@@ -102,7 +102,7 @@ def world_training(scale: str, device: torch.device, batch_size: int | None = No
         with torch.no_grad():
             tokens = tokenizer.encode(frames).indices
         out = lam(frames)
-        lam_total, _ = lam_loss(frames, out, lam.config.change_weight)
+        lam_total, _ = lam.loss(frames, out)
         dyn_loss, _ = dynamics.loss(tokens, out.actions)
         return lam_total + dyn_loss
 

@@ -10,29 +10,44 @@ import argparse
 import os
 import sys
 
-from genie.arguments import (Parser, add_sampler_arguments, device, float_at_least, int_at_least, out_dir, out_file,
-                             positive_float, positive_int, seed)
+from genie.arguments import (
+    Parser,
+    add_sampler_arguments,
+    device,
+    float_at_least,
+    int_at_least,
+    out_dir,
+    out_file,
+    positive_float,
+    positive_int,
+    seed,
+)
 from genie.errors import GenieError
 
 
 def _train(args: argparse.Namespace) -> None:
-    from genie.training.run import train_stage
+    from genie.training.run import TrainingInterrupted, train_stage
 
-    train_stage(
-        stage=args.stage,
-        config=args.config,
-        data=args.data,
-        out=args.out,
-        overrides=args.overrides,
-        resume=args.resume,
-        tokenizer=getattr(args, "tokenizer", None),
-    )
+    try:
+        train_stage(
+            stage=args.stage,
+            config=args.config,
+            data=args.data,
+            out=args.out,
+            overrides=args.overrides,
+            resume=args.resume,
+            tokenizer=getattr(args, "tokenizer", None),
+            restart=args.restart,
+        )
+    except TrainingInterrupted as stop:  # Ctrl-C or SIGTERM: one line saying what was saved, exit 130
+        print(f"genie: interrupted ({stop})", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def _export(args: argparse.Namespace) -> None:
     from genie.training.run import export_run
 
-    path = export_run(args.run, args.out, checkpoint=args.checkpoint, overrides=args.overrides)
+    path = export_run(args.run, args.out, checkpoint=args.checkpoint, overrides=args.overrides, force=args.force)
     print(f"wrote bundle {path}")
 
 
@@ -113,16 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("stage", choices=["tokenizer", "world"])
     train.add_argument("--config", help="YAML config, e.g. configs/tiny/tokenizer.yaml (not needed with --resume)")
     train.add_argument("--data", required=True, help="dataset: a .h5 shard or a folder of shards")
-    train.add_argument("--out", required=True, help="run folder (checkpoints, logs, samples)")
+    train.add_argument("--out", type=out_dir, required=True, help="run folder (checkpoints, logs, samples)")
     train.add_argument("--tokenizer", help="tokenizer bundle (world stage only)")
     train.add_argument("--resume", action="store_true", help="continue from RUN's last checkpoint")
+    train.add_argument("--restart", action="store_true", help="start the run in RUN afresh: delete what a run "
+                       "wrote there (config.yaml, run.json, checkpoints/, logs/, samples/, wandb/), keep the rest")
     train.set_defaults(func=_train, takes_overrides=True)
 
     export = sub.add_parser("export", help="turn a training run into a safetensors bundle",
                             description="Turn a training run into a safetensors bundle. A world's sampler "
                             "defaults may be set after the flags: sample.steps=3 sample.temperature=0.7")
     export.add_argument("run", help="run folder written by `genie train`")
-    export.add_argument("--out", required=True, help="bundle folder to write")
+    export.add_argument("--out", required=True, help="bundle folder to write, or NAME.safetensors for one file")
+    export.add_argument("--force", action="store_true", help="replace the genie bundle at --out (other files "
+                        "in its folder are kept); anything else there is never replaced")
     export.add_argument("--checkpoint", help="a specific .ckpt (default: the run's last)")
     export.set_defaults(func=_export, takes_overrides=True)
 

@@ -58,6 +58,9 @@ class LAMConfig:
     # frame t is warped by it before the residual is added: moving content costs two numbers a patch
     # instead of every pixel of it (a 1 px scroll re-draws every edge of the frame)
     warp: bool = False
+    # each transition's weighted error is divided by its total weight, so a transition where little
+    # moved (a sub-pixel scroll) counts as much as one where everything did (a jump, a fall)
+    balance: bool = False
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -116,6 +119,10 @@ class LatentActionModel(nn.Module):
         residual = unpatchify(out, self.config.patch_size, self.config.grid[0])
         return LAMOutput(base + residual, vq.indices, vq)  # a_t is added to frame t, frame t+1 predicted
 
+    def loss(self, frames: Tensor, out: LAMOutput) -> tuple[Tensor, Tensor]:
+        """-> (total loss, plain reconstruction MSE) of forward(frames) = out (see lam_loss)."""
+        return lam_loss(frames, out, self.config.change_weight, self.config.balance)
+
     def action_embeddings(self) -> Tensor:
         """The quantized vector of every latent action [num_actions, dim] (for inspection)."""
         return self.vq.embed(torch.arange(self.config.num_actions, device=self.vq.codebook.device))
@@ -136,11 +143,12 @@ def warp(frames: Tensor, flow: Tensor, grid: tuple[int, int]) -> Tensor:
     return moved.permute(0, 2, 3, 1).reshape(b, t, h, w, c).to(frames.dtype)
 
 
-def lam_loss(frames: Tensor, out: LAMOutput, change_weight: float) -> tuple[Tensor, Tensor]:
+def lam_loss(frames: Tensor, out: LAMOutput, change_weight: float, balance: bool = False) -> tuple[Tensor, Tensor]:
     """-> (total loss, plain reconstruction MSE) for frames uint8 [B,T,H,W,3] (see module docstring)."""
     x = frames_to_float(frames)
     target, change = x[:, 1:], (x[:, 1:] - x[:, :-1]).abs().amax(dim=-1, keepdim=True)
     err = (out.recon.float() - target).pow(2)
-    weighted = (err * (1 + change_weight * change)).mean()
-    return weighted + out.vq.loss, err.mean().detach()
-
+    weight = 1 + change_weight * change
+    if balance:  # every transition's weights sum to its pixel count
+        weight = weight / weight.mean(dim=(2, 3, 4), keepdim=True)
+    return (err * weight).mean() + out.vq.loss, err.mean().detach()

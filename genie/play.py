@@ -31,7 +31,16 @@ from pathlib import Path
 
 import numpy as np
 
-from genie.arguments import Parser, add_sampler_arguments, count, float_at_least, int_at_least, out_dir, out_file, positive_int
+from genie.arguments import (
+    Parser,
+    add_sampler_arguments,
+    count,
+    float_at_least,
+    int_at_least,
+    out_dir,
+    out_file,
+    positive_int,
+)
 from genie.errors import GenieError
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # before pygame is imported

@@ -169,7 +169,7 @@ def measure_models(sections: dict[str, Any], tokenizer_cfg) -> dict[str, int]:
     forward + backward and the frozen tokenizer's encoding (what a WorldModule training step runs).
     FLOPs grow linearly with the batch, so one clip is counted, on a GPU when there is one."""
     from genie.dynamics import Dynamics
-    from genie.lam import LatentActionModel, lam_loss
+    from genie.lam import LatentActionModel
     from genie.tokenizer import VideoTokenizer
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -182,7 +182,7 @@ def measure_models(sections: dict[str, Any], tokenizer_cfg) -> dict[str, int]:
         tokens = tokenizer.encode(frames).indices
         actions = lam(frames).actions
     encode = count_flops(lambda: tokenizer.encode(frames))
-    lam_step = count_flops(lambda: lam_loss(frames, lam(frames), sections["lam"].change_weight)[0].backward())
+    lam_step = count_flops(lambda: lam.loss(frames, lam(frames))[0].backward())
     dyn_step = count_flops(lambda: dynamics.loss(tokens, actions)[0].backward())
     params = sum(p.numel() for p in dynamics.parameters())
     return {"params": params, "params_total": params + sum(p.numel() for p in lam.parameters()),
@@ -405,7 +405,7 @@ def run_point(sweep: Sweep, row: dict[str, Any], sections: dict[str, Any], overr
     finally:  # a killed session's seconds count too (all but a SIGKILL's)
         meta["train_s"] += time.perf_counter() - start
         meta_file.write_text(json.dumps(meta, indent=2))
-    bundle = export_run(str(folder / "run"), str(folder / "bundle"))
+    bundle = export_run(str(folder / "run"), str(folder / "bundle"), force=True)  # a killed session's is stale
     clips = eval_clips(data, eval_data, sections["train"], sweep.eval_clips)
     return {**row, "val_loss": final_val_loss(folder / "run"), "next_frame_psnr": next_frame_psnr(bundle, clips),
             "wall_s": round(meta["train_s"], 1)}

@@ -5,7 +5,6 @@ is read, so these cases need no trained world; the World API's own checks follow
 """
 
 import json
-import os
 
 import cv2
 import numpy as np

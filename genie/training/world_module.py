@@ -16,7 +16,7 @@ import torch
 
 from genie.config import from_dict
 from genie.dynamics import Dynamics, DynamicsConfig
-from genie.lam import LAMConfig, LatentActionModel, lam_loss
+from genie.lam import LAMConfig, LatentActionModel
 from genie.metrics import psnr
 from genie.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
 from genie.training.common import TrainConfig, frame_grid, make_optimizer, save_png
@@ -53,7 +53,7 @@ class WorldModule(L.LightningModule):
         with torch.no_grad():
             tokens = self.tokenizer.encode(frames).indices
         out = self.lam(frames)
-        lam_total, lam_mse = lam_loss(frames, out, self.lam_config.change_weight)
+        lam_total, lam_mse = self.lam.loss(frames, out)
         dyn_loss, dyn_acc = self.dynamics.loss(tokens, out.actions)
         loss = lam_total + dyn_loss
         self.log_dict({
@@ -72,7 +72,7 @@ class WorldModule(L.LightningModule):
         frames = batch["frames"]
         tokens = self.tokenizer.encode(frames).indices
         out = self.lam(frames)
-        lam_total, lam_mse = lam_loss(frames, out, self.lam_config.change_weight)
+        lam_total, lam_mse = self.lam.loss(frames, out)
         g = torch.Generator(device=self.device).manual_seed(batch_idx)  # same masks every validation
         dyn_loss, dyn_acc = self.dynamics.loss(tokens, out.actions, generator=g)
         self._action_counts += torch.bincount(out.actions.flatten(), minlength=self.lam_config.num_actions)
