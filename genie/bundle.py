@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from genie import __version__
-from genie.errors import GenieError
+from genie.errors import GenieError, make_out_dir
 
 FORMAT = "genie-bundle"
 FORMAT_VERSION = 1
@@ -27,36 +27,102 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
-def save_bundle(path: str | Path, config: dict[str, Any], weights: dict[str, torch.Tensor]) -> Path:
+def save_bundle(path: str | Path, config: dict[str, Any], weights: dict[str, torch.Tensor],
+                force: bool = False) -> Path:
     """Write a bundle atomically: a folder (config.json + model.safetensors), or one file if
-    `path` ends in .safetensors. An existing bundle at `path` is replaced only once the new one
-    is complete. `config` must hold "components"; format fields are added here."""
+    `path` ends in .safetensors. `config` must hold "components"; format fields are added here.
+
+    An existing `path` is refused (check_bundle_out) unless `force`, and even then only a genie
+    bundle of the same form is replaced, once the new one is complete; other files in a bundle
+    folder (a model card, prompts/) are kept."""
     path = Path(path)
+    check_bundle_out(path, force)
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "genie_version": __version__, **config}
     weights = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
+    make_out_dir(path.parent, given=path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         if path.suffix == ".safetensors":
             save_file(weights, tmp, metadata={"genie_config": json.dumps(config)})
             os.replace(tmp, path)
             return path
-        tmp.mkdir(parents=True, exist_ok=False)
+        tmp.mkdir()
         save_file(weights, tmp / WEIGHTS)
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
+            _swap_bundle_folder(tmp, path)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, path)
+    except OSError as err:
+        raise GenieError(f"cannot write bundle {path} ({err.strerror or err}); pass a writable --out") from None
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp)
         elif tmp.exists():
             tmp.unlink()
     return path
+
+
+def _swap_bundle_folder(new: Path, path: Path) -> None:
+    """Put complete bundle folder `new` at `path` (an older bundle folder) in two renames, then
+    move the old folder's other entries (all but config.json and model.safetensors) into it."""
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    os.replace(path, old)
+    try:
+        os.replace(new, path)
+    except OSError:
+        os.replace(old, path)  # the old bundle goes back where it was
+        raise
+    try:
+        for entry in sorted(old.iterdir()):
+            if entry.name not in (CONFIG, WEIGHTS):
+                os.replace(entry, path / entry.name)
+    except OSError as err:
+        raise GenieError(f"wrote bundle {path}, but could not move the old folder's other files back into it "
+                         f"({err.strerror}); they are in {old}") from None
+    shutil.rmtree(old)
+
+
+def bundle_form(path: str | Path) -> str | None:
+    """"folder" or "file" if `path` is a genie bundle of that form (any format version), else None.
+    Reads only the config, never the weights."""
+    path = Path(path)
+    if path.is_dir():
+        try:
+            config = json.loads((path / CONFIG).read_text())
+        except (OSError, ValueError):
+            return None
+        return "folder" if isinstance(config, dict) and config.get("format") == FORMAT else None
+    if path.is_file():
+        try:
+            with safe_open(path, framework="pt") as f:
+                return "file" if "genie_config" in (f.metadata() or {}) else None
+        except (SafetensorError, OSError, ValueError):
+            return None
+    return None
+
+
+def check_bundle_out(path: str | Path, force: bool = False) -> None:
+    """GenieError unless a bundle may be written at `path`: nothing is there, or `force` and a
+    genie bundle of the same form (a folder, or one .safetensors file) is. Nothing else is ever
+    replaced: not a file where a folder goes, not a folder of other things."""
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return
+    want = "file" if path.suffix == ".safetensors" else "folder"
+    found = bundle_form(path)
+    if found is None:
+        what = "a folder" if path.is_dir() else "a file"
+        raise GenieError(f"--out {path} exists and is {what}, not a genie bundle; choose another --out "
+                         f"(--force replaces only a genie bundle)")
+    if found != want:
+        there = "a one-file genie bundle" if found == "file" else "a genie bundle folder"
+        made = "one .safetensors file" if want == "file" else "a folder"
+        raise GenieError(f"--out {path} is {there} but this --out writes {made}; "
+                         f"choose another --out (--force replaces only a bundle of the same form)")
+    if not force:
+        raise GenieError(f"--out {path} already holds a genie bundle; pass --force to replace it, "
+                         f"or choose another --out")
 
 
 def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -67,7 +67,8 @@ def build_sections(
 
 
 def from_dict(cls: type, values: dict[str, Any], source: str):
-    """Build dataclass `cls` from `values`, refusing unknown keys and mistyped values."""
+    """Build dataclass `cls` from `values`, refusing unknown keys, mistyped values and values its
+    constructor rejects (a ValueError, e.g. out of range), each as a GenieError naming `source`."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
@@ -76,7 +77,10 @@ def from_dict(cls: type, values: dict[str, Any], source: str):
     for name, value in values.items():
         default = getattr(cls(), name) if _has_defaults(cls) else None
         kwargs[name] = _coerce(value, default, f"{source}: key '{name}'")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as err:  # a value outside its range, e.g. TrainConfig.__post_init__
+        raise GenieError(f"{source}: {err}") from None
 
 
 def _has_defaults(cls: type) -> bool:

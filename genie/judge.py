@@ -216,7 +216,7 @@ def train_judge(data: str | Path, out: str | Path, history: int = 1, steps: int 
               "heldout_transitions": int(len(val_idx)), "train_transitions": int(len(train_idx)),
               "steps": steps, "batch_size": batch_size, "data": str(data)}
     save_bundle(Path(out), {"components": {"judge": asdict(config)}, "judge": result},
-                {f"judge.{k}": v for k, v in model.state_dict().items()})
+                {f"judge.{k}": v for k, v in model.state_dict().items()}, force=True)  # check_out: absent or a judge
     return result
 
 

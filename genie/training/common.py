@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,43 @@ class TrainConfig:
     wandb_project: str = "genie"
     progress_bar: bool = True
     compile: bool = False  # torch.compile the model (GPU)
+
+    def __post_init__(self) -> None:
+        """ValueError naming the first key outside its range, its value and the range allowed
+        (genie.config.from_dict adds the file), so a bad value stops a run before it starts."""
+        for key, (ok, allowed) in _TRAIN_RANGES.items():
+            value = getattr(self, key)
+            try:
+                good = bool(ok(value))
+            except TypeError:  # e.g. null in the YAML
+                good = False
+            if not good:
+                raise ValueError(f"key '{key}' must be {allowed}, got {value!r}")
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+_TRAIN_RANGES = {  # TrainConfig key -> (test, the range allowed, as the error says it)
+    "max_steps": (lambda v: v >= 1, ">= 1"),
+    "batch_size": (lambda v: v >= 1, ">= 1"),
+    "clip_len": (lambda v: v >= 1, ">= 1"),
+    "lr": (lambda v: _finite(v) and v > 0, "a number > 0"),
+    "min_lr_ratio": (lambda v: _finite(v) and 0 <= v <= 1, "from 0 to 1"),
+    "warmup_steps": (lambda v: v >= 0, ">= 0"),
+    "weight_decay": (lambda v: _finite(v) and v >= 0, ">= 0"),
+    "betas": (lambda v: len(v) == 2 and all(_finite(b) and 0 <= b < 1 for b in v), "two numbers in [0, 1)"),
+    "grad_clip": (lambda v: _finite(v) and v >= 0, ">= 0 (0: no clipping)"),
+    "num_nodes": (lambda v: v >= 1, ">= 1"),
+    "num_workers": (lambda v: v >= 0, ">= 0"),
+    "val_fraction": (lambda v: _finite(v) and 0 <= v < 1, "in [0, 1)"),
+    "val_every": (lambda v: v >= 1, ">= 1"),
+    "val_batches": (lambda v: v >= 1, ">= 1"),
+    "log_every": (lambda v: v >= 1, ">= 1"),
+    "ckpt_every": (lambda v: v >= 1, ">= 1"),
+    "seed": (lambda v: 0 <= v < 2**32, "from 0 to 2**32 - 1"),
+}
 
 
 def resolve_precision(cfg: TrainConfig) -> str:
@@ -120,8 +158,81 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(checkpoint, tmp)
+            os.replace(tmp, path)
+        finally:  # interrupted mid-save: no half file left behind
+            tmp.unlink(missing_ok=True)
+
+
+class StopOnSignal(L.Callback):
+    """Ctrl-C (SIGINT) and SIGTERM stop a run with a checkpoint of where it got to.
+
+    A signal during a training step lets that step finish; then `last` is saved and the run ends
+    with KeyboardInterrupt. A signal at any other moment (loading data, validating, writing
+    samples) ends it at once and saves the same checkpoint. A second signal while waiting for the
+    step stops at once, keeping the previous checkpoint. SIGTERM thus behaves like Ctrl-C (one
+    line, exit 130 from `genie train`). Use as a context manager around building and fitting the
+    Trainer, and as one of its callbacks. Handlers are installed only in the main thread, and are
+    taken off again when the Trainer runs on several processes (under DDP and FSDP Lightning's
+    own handling stays: a checkpoint there needs every rank at once).
+
+    After an interrupt: `signal` (the signal's name or None), `saved_step` (None if not saved).
+    """
+
+    def __init__(self, last: Path):
+        self.last = Path(last)
+        self.signal: str | None = None
+        self.saved_step: int | None = None
+        self._pending = self._in_step = self._saving = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> StopOnSignal:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def setup(self, trainer, module, stage: str) -> None:
+        if trainer.world_size > 1:
+            self.__exit__()
+
+    def _handle(self, signum, frame) -> None:
+        if self._saving:
+            return
+        first = self.signal is None
+        self.signal = signal.Signals(signum).name
+        if self._in_step and first:
+            self._pending = True  # on_train_batch_end stops once the step is whole
+            return
+        raise KeyboardInterrupt
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self._in_step = True
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self._in_step = False
+        if self._pending:
+            raise KeyboardInterrupt
+
+    def on_exception(self, trainer, module, exception: BaseException) -> None:
+        if self.signal is None or self._in_step or trainer.world_size != 1:
+            return  # not ours, or mid-step (the weights may be half updated): keep the last checkpoint
+        self._saving = True
+        try:
+            trainer.save_checkpoint(self.last, weights_only=False)
+            self.saved_step = trainer.global_step
+        except Exception:  # e.g. interrupted before the model was set up: there is nothing to save
+            pass
+        finally:
+            self._saving = False
 
 
 class Throughput(L.Callback):

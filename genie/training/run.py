@@ -6,6 +6,8 @@ A run folder holds:
     checkpoints/last.ckpt  the latest checkpoint (written atomically); --resume continues from it
     logs/version_N/        CSV metrics (one version per start or resume); wandb/ when enabled
     samples/               reconstruction grids (recon-latest.png: originals above reconstructions)
+These (RUN_ENTRIES) are all a run writes there: --restart deletes them and nothing else.
+Ctrl-C or SIGTERM stops a run with a checkpoint of its last whole step (StopOnSignal).
 
 The same command trains on one process or many (train.devices, train.num_nodes, train.strategy;
 see README "Training beyond one machine"): every rank runs train_stage, and only global rank 0
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +29,7 @@ import yaml
 
 from genie import __version__
 from genie.config import build_sections, load_yaml, parse_overrides
-from genie.errors import GenieError
+from genie.errors import GenieError, make_out_dir
 
 
 @dataclass
@@ -63,13 +66,30 @@ def _derive_world_sections(sections: dict[str, Any], tokenizer_cfg, source: str)
 
 class _DropAdverts(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in record.getMessage()
+        message = record.getMessage()  # adverts, and the interrupt that genie reports itself
+        return "Tip:" not in message and "Detected KeyboardInterrupt" not in message
+
+
+class _Stdout:
+    """Whatever sys.stdout is at the time of writing (a test may swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+_STDOUT = _Stdout()
 
 
 def _quiet_lightning() -> None:
-    """Keep Lightning's useful lines, drop its adverts and warnings that do not apply here."""
+    """Keep Lightning's useful lines (on stdout: stderr is for errors), drop its adverts and
+    warnings that do not apply here."""
     for handler in logging.getLogger("lightning.pytorch").handlers:
         handler.addFilter(_DropAdverts())
+        if type(handler) is logging.StreamHandler:
+            handler.setStream(_STDOUT)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen tokenizer
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -125,6 +145,47 @@ def _module_kwargs(sections: dict[str, Any], tokenizer_cfg=None) -> dict[str, An
     return kwargs
 
 
+RUN_ENTRIES = ("config.yaml", "run.json", "checkpoints", "logs", "samples", "wandb", "wandb_id.txt")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped `genie train`; the message says what was saved and how to go on."""
+
+
+def check_run_folder(out: Path, resume: bool, restart: bool) -> None:
+    """GenieError unless `out` suits the request: a new run needs a folder holding no run,
+    --resume one with a checkpoint, --restart anything (a run there is started afresh)."""
+    last = out / "checkpoints" / "last.ckpt"
+    has_run = last.exists() or any((out / name).exists() for name in ("config.yaml", "run.json"))
+    if resume and restart:
+        raise GenieError("pass --resume (continue from the last checkpoint) or --restart (start afresh), not both")
+    if resume and not last.is_file():
+        if has_run:
+            raise GenieError(f"{out}: nothing to resume: the run there stopped before its first checkpoint "
+                             f"(it has config.yaml but no checkpoints/last.ckpt); start it afresh with --restart")
+        raise GenieError(f"{out}: nothing to resume (no run there, no checkpoints/last.ckpt); "
+                         f"start a run without --resume")
+    if not (resume or restart) and has_run:
+        if last.is_file():
+            raise GenieError(f"{out}: already holds a run with a checkpoint (checkpoints/last.ckpt); pass --resume "
+                             f"to continue it, --restart to start it afresh (deleting its checkpoints and logs), "
+                             f"or choose another --out")
+        raise GenieError(f"{out}: holds a run that stopped before its first checkpoint (config.yaml, no "
+                         f"checkpoints/last.ckpt); pass --restart to start it afresh there, or choose another --out")
+
+
+def clear_run_folder(out: Path) -> None:
+    """Delete what a run wrote in `out` (RUN_ENTRIES); any other file there is kept."""
+    import shutil
+
+    for name in RUN_ENTRIES:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 def train_stage(
     stage: str,
     config: str | None,
@@ -133,8 +194,44 @@ def train_stage(
     overrides: list[str] | None = None,
     resume: bool = False,
     tokenizer: str | None = None,
+    restart: bool = False,
 ) -> Path:
-    """Train `stage` on `data` into run folder `out`; returns the last checkpoint's path."""
+    """Train `stage` on `data` into run folder `out`; returns the last checkpoint's path.
+
+    `out` must hold no run, unless `resume` (continue from its last checkpoint) or `restart`
+    (delete what the run there wrote, then start afresh). Ctrl-C or SIGTERM saves a checkpoint
+    and raises TrainingInterrupted, whose message says how to continue."""
+    from genie.training.common import StopOnSignal
+
+    out = Path(out)
+    rank_zero = _is_rank_zero()  # the other ranks start after rank 0 has written the run folder
+    if rank_zero or resume:
+        check_run_folder(out, resume, restart)
+    with StopOnSignal(out / "checkpoints" / "last.ckpt") as stop:
+        try:
+            return _train(stage, config, data, out, overrides or [], resume, tokenizer, restart, rank_zero, stop)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(_interrupted(out, stop)) from None
+        except SystemExit:
+            if stop.signal is None:  # Lightning exits after a KeyboardInterrupt it caught
+                raise
+            raise TrainingInterrupted(_interrupted(out, stop)) from None
+
+
+def _interrupted(out: Path, stop) -> str:
+    last = out / "checkpoints" / "last.ckpt"
+    what = f"{stop.signal or 'interrupt'}: "
+    if stop.saved_step is not None:
+        return f"{what}saved {last} at step {stop.saved_step}; continue with `genie train ... --out {out} --resume`"
+    if last.is_file():
+        return f"{what}the last checkpoint is {last}; continue with `genie train ... --out {out} --resume`"
+    if (out / "config.yaml").exists():
+        return f"{what}stopped before the first checkpoint; start it afresh with `genie train ... --out {out} --restart`"
+    return f"{what}stopped before the run started; nothing was written to {out}"
+
+
+def _train(stage: str, config: str | None, data: str, out: Path, overrides: list[str], resume: bool,
+           tokenizer: str | None, restart: bool, rank_zero: bool, stop) -> Path:
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
@@ -142,16 +239,10 @@ def train_stage(
     from genie.training.common import AtomicCheckpointIO, Throughput, make_strategy, resolve_precision
     from genie.training.data import ClipDataModule
 
-    out = Path(out)
     last = out / "checkpoints" / "last.ckpt"
-    rank_zero = _is_rank_zero()  # the other ranks start after rank 0 has written the run folder
-    if resume and not last.is_file():
-        raise GenieError(f"{out}: nothing to resume (no checkpoints/last.ckpt); start it without --resume")
-    if rank_zero and not resume and (last.exists() or (out / "config.yaml").exists()):
-        raise GenieError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
     tokenizer_model = _load_stage_tokenizer(stage, tokenizer, out, resume)
     tokenizer_cfg = None if tokenizer_model is None else tokenizer_model.config
-    sections = resolve_config(stage, config, overrides or [], out, resume, tokenizer_cfg)
+    sections = resolve_config(stage, config, overrides, out, resume, tokenizer_cfg)
     cfg = sections["train"]
     strategy = make_strategy(cfg)
     frame_cfg = sections["model"] if stage == "tokenizer" else tokenizer_cfg
@@ -169,7 +260,9 @@ def train_stage(
         )
 
     if rank_zero:
-        out.mkdir(parents=True, exist_ok=True)
+        if restart:
+            clear_run_folder(out)
+        make_out_dir(out)
         resolved = {name: asdict(section) for name, section in sections.items()}
         _write_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
         meta = {"stage": stage, "data": str(data), "tokenizer": tokenizer, "genie_version": __version__}
@@ -193,6 +286,7 @@ def train_stage(
         ),
         Throughput(cfg.log_every, module.tokens_per_sample(cfg.clip_len)),
         LearningRateMonitor(logging_interval="step"),
+        stop,
     ]
     trainer = L.Trainer(
         max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
@@ -243,15 +337,17 @@ def _wandb_logger(out: Path, project: str, rank_zero: bool):
     return WandbLogger(project=project, save_dir=str(out), name=out.name, id=run_id, resume="allow")
 
 
-def export_run(run: str, out: str, checkpoint: str | None = None, overrides: list[str] | None = None) -> Path:
+def export_run(run: str, out: str, checkpoint: str | None = None, overrides: list[str] | None = None,
+               force: bool = False) -> Path:
     """Turn run folder `run` (its last or a given checkpoint) into a safetensors bundle at `out`.
     overrides: `sample.key=value` strings setting the bundle's sampler defaults (a world run only),
-    e.g. fewer MaskGIT steps for a world that must play at CPU frame rates."""
+    e.g. fewer MaskGIT steps for a world that must play at CPU frame rates. An existing `out` is
+    refused unless `force`, and then only a genie bundle of the same form is replaced (save_bundle)."""
     import dataclasses
 
     import torch
 
-    from genie.bundle import save_bundle
+    from genie.bundle import check_bundle_out, save_bundle
     from genie.config import build_sections, parse_overrides
     from genie.world import SampleConfig
 
@@ -263,6 +359,8 @@ def export_run(run: str, out: str, checkpoint: str | None = None, overrides: lis
     ckpt_path = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.ckpt"
     if not ckpt_path.is_file():
         raise GenieError(f"{ckpt_path}: checkpoint not found; train the run first (or pass --checkpoint)")
+    check_bundle_out(out, force)  # before reading the checkpoint, not after
+    make_out_dir(Path(out).parent, given=out)
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file
@@ -284,4 +382,4 @@ def export_run(run: str, out: str, checkpoint: str | None = None, overrides: lis
         "frame_shape": [frame["height"], frame["width"], 3],
         "training": {"stage": meta["stage"], "step": ckpt.get("global_step"), "data": meta.get("data")},
     }
-    return save_bundle(out, config, weights)
+    return save_bundle(out, config, weights, force=force)
