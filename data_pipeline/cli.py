@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from genie.arguments import count, float_at_least, int_at_least, out_dir, positive_float, positive_int
 
@@ -23,9 +24,14 @@ def _record(args: argparse.Namespace) -> None:
 
         check_size(args.size)
     print(f"recording {args.episodes} {args.env} episodes (<= {args.max_steps} frames) into {args.out}")
-    stats = record(
-        args.env, args.out, args.episodes, args.max_steps, seed=args.seed, workers=args.workers, **kwargs
-    )
+    try:
+        stats = record(
+            args.env, args.out, args.episodes, args.max_steps, seed=args.seed, workers=args.workers, **kwargs
+        )
+    except KeyboardInterrupt:  # the complete shards stay; the same command finishes the recording
+        print(f"genie: interrupted (complete shards are kept in {args.out}; run the same command again to finish "
+              "the recording)", file=sys.stderr)
+        raise SystemExit(130) from None
     print(
         f"recorded {stats.episodes} episodes, {stats.frames} frames in {stats.seconds:.1f} s "
         f"({stats.frames_per_second:.0f} frames/s) -> {len(stats.shards)} shards in {args.out}"
@@ -42,7 +48,7 @@ def _ingest(args: argparse.Namespace) -> None:
 def _inspect(args: argparse.Namespace) -> None:
     from data_pipeline.inspect import format_inspection, inspect_data
 
-    d = inspect_data(args.data)
+    d = inspect_data(args.data, verify=args.verify)
     print(json.dumps(d, indent=2) if args.json else format_inspection(d))
 
 
@@ -101,4 +107,6 @@ def register_data_commands(sub) -> None:
     )
     insp.add_argument("data", help="a .h5 shard or a folder of shards")
     insp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    insp.add_argument("--verify", action="store_true", help="also read every chunk of every shard (as slow as "
+                      "reading all the frames once), so a shard damaged mid-file is reported")
     insp.set_defaults(func=_inspect)

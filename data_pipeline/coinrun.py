@@ -82,12 +82,14 @@ def record_coinrun(
     size: int = 64,
     frames_per_shard: int = 10_000,
     log=print,
+    resume: bool = False,
 ):
     """Record `episodes` CoinRun episodes (each <= max_steps frames) into `out/<prefix>-NNNNN.h5`
     with `policy` (record.POLICIES: "sticky", a StickyRandomPolicy over `action_probs`, default
     DEFAULT_ACTION_PROBS; "uniform", every action equally likely; "hold", HOLD_KEYS). Episodes are
     spread evenly over up to 16 envs stepped together, so short episodes are not favoured.
-    Frames are 64x64; another `size` is made by ingest.to_frame. Returns RecordStats."""
+    Frames are 64x64; another `size` is made by ingest.to_frame. `resume`: finish an interrupted set
+    (the episodes already in its shards are played again and skipped). Returns RecordStats."""
     from data_pipeline.ingest import to_frame
     from data_pipeline.record import RecordStats, make_policy, policy_source, shard_logger
     from data_pipeline.shards import ShardSetWriter
@@ -108,8 +110,9 @@ def record_coinrun(
     stats = RecordStats()
     with ShardSetWriter(
         out, prefix, fps=15.0, source=source, action_names=names,
-        frames_per_shard=frames_per_shard, on_shard=shard_logger(log, episodes),
+        frames_per_shard=frames_per_shard, resume=resume,
     ) as writer:  # fmt: skip
+        writer.on_shard = shard_logger(log, episodes, writer.kept_episodes)
         _, ob, first = env.observe()
         while quota.sum() > 0:
             a = policy()

@@ -1,20 +1,33 @@
-"""`genie data inspect`: what is in a dataset (per shard and in total), without reading frames."""
+"""`genie data inspect`: what is in a dataset (per shard and in total), without reading frames
+(--verify reads them all), and what interrupted recordings left there."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from data_pipeline.shards import find_shards, read_shard_info
+from data_pipeline.record import RECORDING
+from data_pipeline.shards import find_shards, read_shard_info, temp_files, verify_shard
+from genie.errors import GenieError
 
 
-def inspect_data(data: str | Path) -> dict:
-    """Summarise a shard or a folder of shards (validating each).
+def inspect_data(data: str | Path, verify: bool = False) -> dict:
+    """Summarise a shard or a folder of shards (validating each; with `verify`, reading every
+    chunk of every dataset, so damage mid-file is found: GenieError naming the damaged shards).
 
-    Returns {"data": str, "shards": [per-shard dict], "total": dict}; each dict has episodes,
-    frames, resolution ("HxW"), fps, sources, actions ("yes"/"no"/"some"), bytes (on disk),
-    and episode length min/max.
+    Returns {"data": str, "shards": [per-shard dict], "total": dict, "leftovers": dict}; each
+    shard dict and the total have episodes, frames, resolution ("HxW"), fps, sources, actions
+    ("yes"/"no"/"some"), bytes (on disk), and episode length min/max. leftovers: "stale" (temp
+    files of shards whose writer was killed), "writing" (temp files being written now) and
+    "unfinished" (recordings not yet complete: their .recording.json), lists of paths.
     """
-    infos = [read_shard_info(p) for p in find_shards(data)]
+    leftovers = _leftovers(Path(data))
+    try:
+        paths = find_shards(data)
+    except GenieError as err:
+        if not leftovers["stale"] and not leftovers["unfinished"]:
+            raise
+        raise GenieError(f"{err}; {_hint(leftovers)}") from None
+    infos = [read_shard_info(p) for p in paths] if not verify else _verified(paths)
     shards = [
         dict(
             path=str(i.path),
@@ -49,7 +62,45 @@ def inspect_data(data: str | Path) -> dict:
         max_episode=max(s["max_episode"] for s in shards),
         seconds=sum(s["frames"] / s["fps"] for s in shards),
     )
-    return dict(data=str(data), shards=shards, total=total)
+    return dict(data=str(data), shards=shards, total=total, leftovers=leftovers)
+
+
+def _verified(paths: list[Path]) -> list:
+    infos, damaged = [], []
+    for path in paths:
+        try:
+            infos.append(verify_shard(path))
+        except GenieError as err:
+            damaged.append(str(err))
+    if damaged:
+        more = f" (and {len(damaged) - 1} more damaged)" if len(damaged) > 1 else ""
+        raise GenieError(f"{len(damaged)} of {len(paths)} shards failed --verify: {damaged[0]}{more}")
+    return infos
+
+
+def _leftovers(data: Path) -> dict:
+    """What interrupted writers left in folder `data` (nothing for a single shard)."""
+    if not data.is_dir():
+        return dict(stale=[], writing=[], unfinished=[])
+    temps = temp_files(data)
+    return dict(
+        stale=[str(p) for p, _, running in temps if not running],
+        writing=[str(p) for p, _, running in temps if running],
+        unfinished=[str(p) for p in sorted(data.rglob(f"*{RECORDING}"))],
+    )
+
+
+def _hint(leftovers: dict) -> str:
+    """One line on what interrupted writers left, and what to do about it."""
+    parts = []
+    if leftovers["unfinished"]:
+        names = ", ".join(Path(p).name[: -len(RECORDING)] for p in leftovers["unfinished"])
+        parts.append(f"unfinished recordings: {names}")
+    if leftovers["stale"]:
+        names = ", ".join(Path(p).name for p in leftovers["stale"][:3]) + (", ..." if len(leftovers["stale"]) > 3 else "")
+        parts.append(f"{len(leftovers['stale'])} stale temp files of shards never finished ({names})")
+    return ("; ".join(parts) + ": rerun the same `genie record` command to finish a recording (it removes its own "
+            "temp files); other stale temp files (e.g. of an interrupted `genie ingest`) can be deleted")
 
 
 def _size(n: int) -> str:
@@ -80,4 +131,9 @@ def format_inspection(d: dict) -> str:
         f"episode length {t['min_episode']}-{t['max_episode']}, {_size(t['bytes'])} on disk"
     )
     lines.append(f"sources: {', '.join(t['sources'])}")
+    left = d.get("leftovers", {})
+    if left.get("stale") or left.get("unfinished"):
+        lines.append(f"warning: {_hint(left)}")
+    if left.get("writing"):
+        lines.append(f"being written now: {len(left['writing'])} temp files (a recording or ingest is running)")
     return "\n".join(lines)

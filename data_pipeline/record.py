@@ -3,10 +3,18 @@
 Each worker records its share of the episodes with its own seed into its own shard files
 `OUT/<env>-s<seed>[-w<k>]-NNNNN.h5`, so workers never share a file and a rerun with the same
 seed refuses to overwrite earlier shards.
+
+While it runs, `OUT/<env>-s<seed>.recording.json` holds the recording's settings; it is removed
+when the recording is complete. A recording that was stopped (Ctrl-C, kill -9, a crash) is
+finished by running the same command again: its complete shards are kept, the temp files of the
+shards in progress are removed, and the recorders (deterministic under the seed) run again from
+the start, writing only the episodes that are not in a kept shard yet.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -15,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_pipeline.shards import check_free
+from data_pipeline.shards import check_free, stop_between_episodes, temp_files
+from genie.errors import GenieError, make_out_dir
 
 
 class StickyRandomPolicy:
@@ -111,11 +120,12 @@ class RecordStats:
         return self.frames / max(self.seconds, 1e-9)
 
 
-def shard_logger(log, total_episodes: int):
-    """An on_shard callback printing one progress line per finished shard."""
+def shard_logger(log, total_episodes: int, done_before: int = 0):
+    """An on_shard callback printing one progress line per finished shard (`done_before`: episodes
+    already in kept shards when an interrupted recording is finished)."""
     if log is None:
         return None
-    done = [0]
+    done = [done_before]
 
     def on_shard(path: Path, episodes: int, frames: int) -> None:
         done[0] += episodes
@@ -140,7 +150,8 @@ def _record_fn(env: str):
 
 
 def _worker(env: str, kwargs: dict) -> RecordStats:
-    return _record_fn(env)(**kwargs)
+    with stop_between_episodes():  # each worker process stops cleanly on Ctrl-C too
+        return _record_fn(env)(**kwargs)
 
 
 def record(
@@ -158,15 +169,26 @@ def record(
     record_synthetic / record_coinrun (size, sticky_mean, frames_per_shard, start_level, ...)."""
     out = Path(out)
     prefix = f"{env}-s{seed}"
-    check_free(out, prefix)
-    _record_fn(env)  # fail fast (e.g. procgen missing) before starting workers
-    out.mkdir(parents=True, exist_ok=True)
     workers = max(1, min(workers, episodes))
+    settings = json.loads(json.dumps(dict(env=env, episodes=episodes, max_steps=max_steps, seed=seed,
+                                          workers=workers, **env_kwargs), default=lambda v: np.asarray(v).tolist()))
+    resume = unfinished(out, prefix, settings)
+    if not resume:
+        check_free(out, prefix)
+    _record_fn(env)  # fail fast (e.g. procgen missing) before starting workers
+    make_out_dir(out)
+    _remove_stale_temp_files(out, prefix, log)
+    if resume and log is not None:
+        log(f"finishing the interrupted recording {prefix} in {out} (its complete shards are kept)")
+    recording = out / f"{prefix}{RECORDING}"
+    tmp = recording.with_name(f".{recording.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(settings, indent=2) + "\n")
+    os.replace(tmp, recording)
     shares = np.diff(np.linspace(0, episodes, workers + 1).round().astype(int))
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(workers)]
     jobs = [
         dict(out=out, prefix=prefix if workers == 1 else f"{prefix}-w{k}", episodes=int(n), max_steps=max_steps,
-             seed=seeds[k], log=log, **env_kwargs)
+             seed=seeds[k], log=log, resume=resume, **env_kwargs)
         for k, n in enumerate(shares)
     ]  # fmt: skip
     start, stats = time.perf_counter(), RecordStats()
@@ -178,4 +200,40 @@ def record(
                 stats.add(result)
     stats.seconds = time.perf_counter() - start
     stats.shards.sort()
+    recording.unlink()
     return stats
+
+
+RECORDING = ".recording.json"  # OUT/<prefix>.recording.json: the settings of a recording not yet complete
+
+
+def unfinished(out: Path, prefix: str, settings: dict) -> bool:
+    """Whether `out` holds an unfinished recording `prefix` with these `settings` (so running it
+    again finishes it). GenieError if it holds one with other settings."""
+    path = out / f"{prefix}{RECORDING}"
+    if not path.is_file():
+        return False
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError):
+        before = {}
+    if before == settings:
+        return True
+    changed = next((k for k in {**settings, **before} if before.get(k) != settings.get(k)), "?")
+    raise GenieError(f"{out} holds the unfinished recording {prefix} made with other settings ({changed} was "
+                     f"{before.get(changed)!r}, now {settings.get(changed)!r}); rerun that command to finish it "
+                     f"(its settings: {path}), or record into another --out or with another --seed")
+
+
+def _remove_stale_temp_files(out: Path, prefix: str, log) -> None:
+    """Delete the temp files of `prefix`'s shards left by a killed recording; GenieError if a
+    recording that is still running writes one (two recordings of one seed into one folder)."""
+    for path, pid, running in temp_files(out, f"{prefix}-"):
+        if path.parent != out:
+            continue
+        if running:
+            raise GenieError(f"{path} is being written by process {pid}: a recording with the same --seed is running "
+                             "into this folder; wait for it, or stop it and run this again")
+        path.unlink()
+        if log is not None:
+            log(f"  removed {path.name}, the unfinished shard of an interrupted recording")

@@ -8,21 +8,26 @@ A shard `*.h5` holds
   attrs     fps (float), source (str), version (int, = SHARD_VERSION), action_names (json, optional)
 
 Writers write to `<path>.tmp-<pid>` and rename atomically on success, so a crash never leaves a
-half shard that looks whole, and never replaces an existing shard.
+half shard that looks whole, and never replaces an existing shard. A writer killed outright leaves
+its temp file behind: temp_files finds them (genie data inspect lists them, and a rerun of the
+same `genie record` removes its own). verify_shard reads every chunk, to find damage mid-file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from genie.errors import GenieError
+from genie.errors import GenieError, make_out_dir
 
 SHARD_VERSION = 1
 # gzip level 4 vs lzf on 64x64 CoinRun footage in 16-frame chunks: 8.4x vs 3.1x smaller than raw
@@ -60,14 +65,17 @@ class ShardWriter:
         self.path = Path(path)
         if self.path.exists():
             raise GenieError(f"{self.path} already exists; pass another --out (shards are never overwritten)")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp_path = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        make_out_dir(self.path.parent)
+        self.tmp_path = self.path.with_name(f"{self.path.name}{TEMP_MARK}{os.getpid()}")
         self.fps, self.source, self.action_names = float(fps), str(source), action_names
         self.compression, self.compression_level = compression, compression_level
         self.num_frames = 0
         self.episodes: list[tuple[int, int]] = []
         self._episode_start = 0
-        self._file = h5py.File(self.tmp_path, "w")
+        try:
+            self._file = h5py.File(self.tmp_path, "w")
+        except OSError as err:
+            raise GenieError(f"cannot write shard {self.path} ({err}); pass a writable --out") from None
         self._frames: h5py.Dataset | None = None
         self._actions: h5py.Dataset | None = None
         self.closed = False
@@ -165,7 +173,10 @@ class ShardSetWriter:
 
     Completed shards are final as soon as they roll over; on an exception only the shard in
     progress is dropped. `on_shard(path, num_episodes, num_frames)` is called after each shard.
-    Refuses to start if `<prefix>-*.h5` files already exist in out_dir.
+    Refuses to start if `<prefix>-*.h5` files already exist in out_dir, unless `resume`: then the
+    shards there (numbered from 00000, as an interrupted set leaves them) are kept, and as many
+    episodes as they hold are skipped: a deterministic recorder fed in again from the start
+    finishes the set as if it had never stopped. num_episodes / num_frames count new ones only.
     """
 
     def __init__(
@@ -177,13 +188,18 @@ class ShardSetWriter:
         action_names: list[str] | None = None,
         frames_per_shard: int = 10_000,
         on_shard=None,
+        resume: bool = False,
     ):
         self.out_dir, self.prefix = Path(out_dir), prefix
-        check_free(self.out_dir, prefix)
+        self.paths: list[Path] = complete_shards(self.out_dir, prefix) if resume else []
+        if not resume:
+            check_free(self.out_dir, prefix)
         self.kwargs = dict(fps=fps, source=source, action_names=action_names)
         self.frames_per_shard, self.on_shard = int(frames_per_shard), on_shard
-        self.paths: list[Path] = []
         self.num_frames = self.num_episodes = 0
+        # lengths of the kept episodes, in order: those episodes are skipped (and checked) when fed again
+        self._kept = [int(n) for p in self.paths for n in read_shard_info(p).episode_lengths][::-1]
+        self.kept_episodes = len(self._kept)
         self._writer: ShardWriter | None = None
 
     def __enter__(self) -> ShardSetWriter:
@@ -196,7 +212,15 @@ class ShardSetWriter:
             self._writer.abort()
 
     def add_episode(self, frames: np.ndarray, actions: np.ndarray | None = None) -> None:
-        """Append one episode: frames uint8 [T, H, W, 3], actions int [T] or None."""
+        """Append one episode: frames uint8 [T, H, W, 3], actions int [T] or None. Raises
+        KeyboardInterrupt here if Ctrl-C was pressed inside stop_between_episodes()."""
+        if _CTRL_C.is_set():
+            raise KeyboardInterrupt
+        if self._kept:  # resuming: this episode is already in a kept shard
+            if len(frames) != self._kept.pop():
+                raise GenieError(f"{self.out_dir}: the episodes recorded now differ from those in the kept shards "
+                                 f"{self.prefix}-*.h5 (other settings?); record into another --out")
+            return
         if self._writer is None:
             path = self.out_dir / f"{self.prefix}-{len(self.paths):05d}.h5"
             self._writer = ShardWriter(path, **self.kwargs)
@@ -217,6 +241,67 @@ class ShardSetWriter:
         """Finish the shard in progress; returns all shard paths written."""
         self._finish_shard()
         return self.paths
+
+
+TEMP_MARK = ".tmp-"  # a shard in progress is `<name>.h5.tmp-<pid>`
+_CTRL_C = threading.Event()
+
+
+@contextlib.contextmanager
+def stop_between_episodes():
+    """Inside, Ctrl-C (SIGINT) stops a recording at its next ShardSetWriter.add_episode, with
+    KeyboardInterrupt there: between two episodes, not inside HDF5 (where Python may drop the
+    interrupt, or leave a temp file behind). A second Ctrl-C stops at once. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame):
+        if _CTRL_C.is_set():
+            raise KeyboardInterrupt
+        _CTRL_C.set()
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _CTRL_C.clear()
+
+
+def complete_shards(out_dir: Path, prefix: str) -> list[Path]:
+    """The shards `<prefix>-00000.h5`, `-00001.h5`, ... of one ShardSetWriter in `out_dir`, in order;
+    GenieError if they are not numbered from 00000 without a gap (one was moved or deleted)."""
+    found = sorted(p for p in Path(out_dir).glob(f"{prefix}-*.h5") if re.fullmatch(r"\d{5}", p.stem[len(prefix) + 1 :]))
+    for i, path in enumerate(found):
+        if path.name != f"{prefix}-{i:05d}.h5":
+            raise GenieError(f"{out_dir}: shard {prefix}-{i:05d}.h5 is missing before {path.name}, so this recording "
+                             "cannot be finished; record into another --out")
+    return found
+
+
+def temp_files(folder: str | Path, prefix: str = "") -> list[tuple[Path, int | None, bool]]:
+    """Shard temp files (`*.h5.tmp-<pid>`) under `folder` (recursively), their names starting with
+    `prefix` -> [(path, pid, whether that process still runs)], sorted. One whose process is gone
+    is stale: left by a writer that was killed (kill -9, a crash, a power cut)."""
+    found = []
+    for path in sorted(Path(folder).rglob(f"{prefix}*.h5{TEMP_MARK}*")):
+        tail = path.name.rsplit(TEMP_MARK, 1)[-1]
+        pid = int(tail) if tail.isdigit() else None
+        found.append((path, pid, pid is not None and _running(pid)))
+    return found
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def check_free(out_dir: Path, prefix: str) -> None:
@@ -316,6 +401,27 @@ def _validate(path: Path, f: h5py.File, fix: str) -> ShardInfo:
         nbytes=path.stat().st_size,
         action_names=json.loads(names) if names is not None else None,
     )
+
+
+def verify_shard(path: str | Path) -> ShardInfo:
+    """read_shard_info, then read every chunk of every dataset (decompressing it, so a gzip chunk
+    damaged mid-file fails its checksum). GenieError naming the file, the dataset and the rows
+    that cannot be read. Reads the whole shard: as slow as reading all its frames once."""
+    info = read_shard_info(path)
+    with h5py.File(path, "r") as f:
+        for name, ds in f.items():
+            if not isinstance(ds, h5py.Dataset):
+                continue
+            where = "all"
+            try:
+                for sel in ds.iter_chunks() if ds.chunks else [()]:
+                    where = f"rows {sel[0].start}-{sel[0].stop - 1}" if sel else "all"
+                    ds[sel]
+            except OSError as err:
+                reason = str(err).split("(", 1)[-1].rstrip(")") if "(" in str(err) else str(err)
+                raise GenieError(f"{path} is damaged: dataset '{name}' ({where} of {ds.shape[0] if ds.shape else 1}) "
+                                 f"cannot be read ({reason}); re-record or re-ingest it (or delete it)") from None
+    return info
 
 
 def find_shards(data: str | Path) -> list[Path]:

@@ -197,12 +197,14 @@ def record_synthetic(
     scroll: int = 1,
     policy: str = "sticky",
     log=print,
+    resume: bool = False,
 ):
     """Record `episodes` episodes of `max_steps` frames each with a sticky random policy into
     `out/<prefix>-NNNNN.h5`; actions[t] is the action between frame t and t+1 (-1 on the last
     frame). `scroll` is the background's speed in px per frame (SyntheticGame). `policy`
     (record.POLICIES): "sticky" and "uniform" both draw every action equally often; "hold" holds
-    HOLD_KEYS (left, right, noop), one per episode. Returns RecordStats."""
+    HOLD_KEYS (left, right, noop), one per episode. `resume`: finish an interrupted set (the episodes
+already in its shards are generated again and skipped; ShardSetWriter). Returns RecordStats."""
     from data_pipeline.record import RecordStats, make_policy, policy_source, shard_logger
     from data_pipeline.shards import ShardSetWriter
 
@@ -212,8 +214,9 @@ def record_synthetic(
     stats = RecordStats()
     with ShardSetWriter(
         out, prefix, fps=15.0, source=policy_source("synthetic", policy), action_names=ACTION_NAMES,
-        frames_per_shard=frames_per_shard, on_shard=shard_logger(log, episodes),
+        frames_per_shard=frames_per_shard, resume=resume,
     ) as writer:  # fmt: skip
+        writer.on_shard = shard_logger(log, episodes, writer.kept_episodes)
         done = 0
         while done < episodes:
             n = min(batch, episodes - done)
