@@ -17,12 +17,12 @@ record() {  # record OUT ARGS...: skipped when OUT already holds shards
   local out=$1; shift
   compgen -G "$out/*.h5" >/dev/null || genie record --env coinrun --max-steps 300 --out "$out" "$@"
 }
-train() {  # train STAGE RUN ARGS...: a new run, or --resume when RUN has a checkpoint
+train() {  # train STAGE RUN ARGS...: --resume when RUN has a checkpoint, else a new run (--restart: afresh)
   local stage=$1 run=$2; shift 2
   if [[ -f $run/checkpoints/last.ckpt ]]; then
     genie train "$stage" --resume --out "$run" --data "${DATA[$stage]}" train.progress_bar=false
   else
-    genie train "$stage" --out "$run" --data "${DATA[$stage]}" "$@" train.progress_bar=false
+    genie train "$stage" --restart --out "$run" --data "${DATA[$stage]}" "$@" train.progress_bar=false
   fi
 }
 
@@ -46,7 +46,7 @@ train world "$WORK/runs/world" --config configs/small/world.yaml --tokenizer "$W
 # ship: weights with the sampler that plays at >= 15 frames/s on 2 CPU cores (3 MaskGIT rounds,
 # temperature 0.5), the key map measured from the model's own motion (the map from true actions
 # put left, right and noop on one latent action: see the model card), 8 held-out frames as prompts
-genie export "$WORK/runs/world" --out "$WORK/bundles/world" sample.steps=3 sample.temperature=0.5
+genie export "$WORK/runs/world" --out "$WORK/bundles/world" --force sample.steps=3 sample.temperature=0.5
 genie keymap "$WORK/bundles/world"
 python worlds/make_prompts.py "$WORK/data/coinrun-heldout" --out "$WORK/bundles/world/prompts"
 mkdir -p "$WORLD" && rm -rf "$WORLD/prompts"
