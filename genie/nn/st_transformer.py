@@ -35,9 +35,10 @@ def rotary(x: Tensor, positions: Tensor, base: float = 10_000.0) -> Tensor:
 class Attention(nn.Module):
     """Multi-head self-attention over sequences x [B, L, D] (scaled_dot_product_attention).
 
-    With `rope`, queries and keys are rotated by their absolute `positions` [L]. `past` holds
-    the already-rotated keys and values [B, H, Lp, d] of earlier positions (a KV cache); the
-    keys/values of this call are returned so the caller can cache them.
+    With `rope`, queries and keys are rotated by their absolute `positions` [L]. With `cache`
+    (k, v, slots, mask: a layer's preallocated key/value buffers [B, H, S, d], the slots [L] this
+    call's positions are written to, and which slots each query sees, bool [L, S]), this call's
+    rotated keys/values are written into the buffers in place and the queries attend over them.
     """
 
     def __init__(self, dim: int, heads: int, rope: bool = False):
@@ -48,54 +49,76 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.proj = nn.Linear(dim, dim, bias=False)
 
-    def forward(
-        self,
-        x: Tensor,
-        causal: bool,
-        positions: Tensor | None = None,
-        past: tuple[Tensor, Tensor] | None = None,
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(self, x: Tensor, causal: bool, positions: Tensor | None = None,
+                cache: tuple[Tensor, Tensor, Tensor, Tensor] | None = None) -> Tensor:
         q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
         if self.rope:
             q, k = rotary(q, positions), rotary(k, positions)
-        new_kv = (k, v)
-        mask = None
-        if past is not None and past[0].shape[2] > 0:
-            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
-            if causal and q.shape[2] > 1:
-                # query i sits after every cached key and may see new keys j <= i
-                lq, lk = q.shape[2], k.shape[2]
-                mask = torch.ones(lq, lk, dtype=torch.bool, device=x.device).tril(lk - lq)
-            causal = False  # a single new query may see every cached key and itself
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
-        return self.proj(rearrange(out, "b h l d -> b l (h d)")), new_kv
+        if cache is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        else:
+            k_buf, v_buf, slots, mask = cache
+            k_buf.index_copy_(2, slots, k.to(k_buf.dtype))
+            v_buf.index_copy_(2, slots, v.to(v_buf.dtype))
+            out = F.scaled_dot_product_attention(q, k_buf.to(q.dtype), v_buf.to(q.dtype), attn_mask=mask)
+        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
 
 
 class KVCache:
-    """Keys and values of past frames for every temporal-attention layer of an STTransformer.
+    """Keys and values of past frames for every temporal-attention layer of an STTransformer: a
+    preallocated ring, written in place, never concatenated or reallocated after its first use.
 
-    Holds at most `window` frames (a sliding context: the oldest frames drop out). `pos` is the
-    absolute index of the next frame, used for rotary positions. Shapes per layer:
-    k, v [B*N, H, T_cached, d]. The cache is plain state owned by the caller (e.g. the World).
+    A frame at absolute index q attends to itself and the `window` frames before it. Frame f
+    lives in slot f % slots, slots = window + max_new: a call may bring up to `max_new` new
+    frames (e.g. the frame just sampled, committed, plus the next one being sampled) while every
+    frame its queries still need stays put. `frame[s]` is the absolute index held in slot s
+    (-inf-like when empty), so the attention mask is index arithmetic. `pos` is the absolute
+    index of the next frame to commit (rotary positions); frames a call does not commit are
+    scratch, overwritten by the next call. Buffers per layer: k, v [B*N, H, slots, d], allocated
+    on the first call (batch, device and dtype come from it). Plain state owned by the caller.
     """
 
-    def __init__(self, depth: int, window: int):
-        self.window = window
+    EMPTY = -(2**62)
+
+    def __init__(self, depth: int, window: int, max_new: int = 2):
+        self.depth, self.window, self.slots, self.max_new = depth, window, window + max_new, max_new
         self.pos = 0
-        self.layers: list[tuple[Tensor, Tensor] | None] = [None] * depth
+        self.k: Tensor | None = None  # [depth, B*N, H, slots, d]
+        self.v: Tensor | None = None
+        self.frame: Tensor | None = None  # int64 [slots]
 
     def __len__(self) -> int:
-        first = self.layers[0]
-        return 0 if first is None else first[0].shape[2]
+        """Frames held that the next frame will see."""
+        return min(self.pos, self.window)
 
-    def append(self, layer: int, kv: tuple[Tensor, Tensor]) -> None:
-        past = self.layers[layer]
-        k, v = kv if past is None else (torch.cat((past[0], kv[0]), 2), torch.cat((past[1], kv[1]), 2))
-        self.layers[layer] = (k[:, :, -self.window :], v[:, :, -self.window :])
+    def prepare(self, t: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """Claim slots for frames pos..pos+t-1 -> (positions [t], slots [t], mask bool [t, slots])."""
+        if t > self.max_new and self.pos > 0 or t > self.slots:
+            raise ValueError(f"a cached call brings at most {self.max_new} new frames once the cache holds "
+                             f"frames ({self.slots} into an empty one), got {t}")
+        if self.frame is None or self.frame.device != device:
+            self.frame = torch.full((self.slots,), self.EMPTY, dtype=torch.int64, device=device)
+        positions = torch.arange(self.pos, self.pos + t, device=device)
+        slots = positions % self.slots
+        self.frame.index_copy_(0, slots, positions)
+        seen = self.frame[None, :]
+        mask = (seen <= positions[:, None]) & (seen >= positions[:, None] - self.window)
+        return positions, slots, mask
+
+    def buffers(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """The k, v buffers [depth, B*N, H, slots, d], allocated like `like` ([B*N, H, t, d]) at first use."""
+        rows, heads, _, d = like.shape
+        if self.k is None or self.k.shape[1] != rows or self.k.device != like.device:
+            self.k = torch.zeros(self.depth, rows, heads, self.slots, d, dtype=like.dtype, device=like.device)
+            self.v = torch.zeros_like(self.k)
+        return self.k, self.v
+
+    def commit(self, t: int) -> None:
+        self.pos += t
 
     def reset(self) -> None:
         self.pos = 0
-        self.layers = [None] * len(self.layers)
+        self.k = self.v = self.frame = None
 
 
 class STBlock(nn.Module):
@@ -110,17 +133,15 @@ class STBlock(nn.Module):
         self.norm_m = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
 
-    def forward(
-        self, x: Tensor, positions: Tensor, past: tuple[Tensor, Tensor] | None = None
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """x [B, T, N, D], positions [T] absolute frame indices -> (x, this call's temporal k/v)."""
+    def forward(self, x: Tensor, positions: Tensor, cache: tuple[Tensor, Tensor, Tensor, Tensor] | None = None) -> Tensor:
+        """x [B, T, N, D], positions [T] absolute frame indices, cache: see Attention -> x."""
         b, t, n, _ = x.shape
         h = rearrange(self.norm_s(x), "b t n d -> (b t) n d")
-        x = x + rearrange(self.spatial(h, causal=False)[0], "(b t) n d -> b t n d", b=b)
+        x = x + rearrange(self.spatial(h, causal=False), "(b t) n d -> b t n d", b=b)
         h = rearrange(self.norm_t(x), "b t n d -> (b n) t d")
-        h, kv = self.temporal(h, causal=self.causal, positions=positions, past=past)
+        h = self.temporal(h, causal=self.causal, positions=positions, cache=cache)
         x = x + rearrange(h, "(b n) t d -> b t n d", n=n)
-        return x + self.mlp(self.norm_m(x)), kv
+        return x + self.mlp(self.norm_m(x))
 
 
 class STTransformer(nn.Module):
@@ -149,17 +170,30 @@ class STTransformer(nn.Module):
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
-    def new_cache(self, window: int) -> KVCache:
-        return KVCache(self.depth, window)
+    def new_cache(self, window: int, max_new: int = 2) -> KVCache:
+        return KVCache(self.depth, window, max_new)
 
-    def forward(self, x: Tensor, cache: KVCache | None = None, update_cache: bool = False) -> Tensor:
-        start = 0 if cache is None else cache.pos
-        positions = torch.arange(start, start + x.shape[1], device=x.device)
+    def forward(self, x: Tensor, cache: KVCache | None = None, update_cache: bool | int = False) -> Tensor:
+        """x [B, T, N, D] -> [B, T, N, D]. With a cache: `update_cache` frames of x (True: all, False:
+        none; only the last frame may stay uncommitted) join it and cache.pos advances by as many."""
+        if cache is None:
+            positions = torch.arange(x.shape[1], device=x.device)
+            for block in self.blocks:
+                x = block(x, positions)
+            return self.norm(x)
+        t = x.shape[1]
+        commit = t if update_cache is True else int(update_cache)
+        if not t - 1 <= commit <= t:
+            raise ValueError(f"a cached call commits all its {t} frames or all but the last, got {commit}")
+        positions, slots, mask = cache.prepare(t, x.device)
+        k_all = v_all = None
         for i, block in enumerate(self.blocks):
-            past = None if cache is None else cache.layers[i]
-            x, kv = block(x, positions, past)
-            if cache is not None and update_cache:
-                cache.append(i, kv)
-        if cache is not None and update_cache:
-            cache.pos += x.shape[1]
+            if k_all is None:
+                d = x.shape[-1] // block.temporal.heads
+                kind = x.device.type
+                dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
+                like = x.new_empty(x.shape[0] * x.shape[2], block.temporal.heads, t, d, dtype=dtype)
+                k_all, v_all = cache.buffers(like)
+            x = block(x, positions, (k_all[i], v_all[i], slots, mask))
+        cache.commit(commit)
         return self.norm(x)
