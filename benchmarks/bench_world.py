@@ -64,7 +64,7 @@ def run_seed(args, overrides: list[str], seed: int, steps: int) -> tuple[dict, f
     train_resumable("world", args.config, args.data, folder / "run", seed_overrides, tokenizer=args.tokenizer)
     seconds += time.perf_counter() - start
     timing_file.write_text(json.dumps({"seconds": seconds}) + "\n")
-    export_run(str(folder / "run"), str(folder / "bundle"), overrides=args.sample)
+    export_run(str(folder / "run"), str(folder / "bundle"), overrides=args.sample, force=True)  # a rerun replaces it
     # the same held-out clips and sampling seeds for every recipe and training seed
     result = evaluate(str(folder / "bundle"), args.heldout, max_clips=args.clips, judge=args.judge, seed=0)
     result_file.write_text(json.dumps(result, indent=2) + "\n")

@@ -449,7 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="play.py", description="Play a genie world with the keyboard.",
                     epilog=KEYS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    try:  # a bad value (genie.arguments) or --help ends parsing with SystemExit: return its status
+        args = parser.parse_args(argv)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 2
     try:
         play(args)
     except GenieError as err:

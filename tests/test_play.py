@@ -177,7 +177,7 @@ def test_play_py_is_the_entry_point_and_errors_are_one_line(tmp_path):
     ("missing bundle", "no such bundle"),
     ("no default world", "--world"),
     ("other version", "format version 99"),
-    ("unreadable prompt", "not a readable image"),
+    ("unreadable prompt", "cannot read image"),
     ("unknown key", "unknown key '9'"),
     ("keymap out of range", "0..7"),
     ("bad record", ".gif or .mp4"),
