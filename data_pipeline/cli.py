@@ -7,6 +7,7 @@ import json
 import sys
 
 from genie.arguments import count, float_at_least, int_at_least, out_dir, positive_float, positive_int
+from genie.errors import GenieError
 
 FRAME_SIZE = int_at_least(8, 1024)  # frame height and width in px
 
@@ -18,10 +19,13 @@ def _record(args: argparse.Namespace) -> None:
     if args.sticky_mean is not None:
         kwargs["sticky_mean"] = args.sticky_mean
     if args.env == "coinrun":
-        kwargs.update(start_level=args.start_level, num_levels=args.num_levels, distribution_mode=args.mode)
+        kwargs.update(start_level=args.start_level, num_levels=args.num_levels, distribution_mode=args.mode,
+                      frame_skip=args.frame_skip)
     else:
         from data_pipeline.synthetic import check_size
 
+        if args.frame_skip != 1:
+            raise GenieError("--frame-skip is for --env coinrun (the synthetic game moves a whole step every frame)")
         check_size(args.size)
     print(f"recording {args.episodes} {args.env} episodes (<= {args.max_steps} frames) into {args.out}")
     try:
@@ -71,6 +75,8 @@ def register_data_commands(sub) -> None:
         "--num-levels", type=count, default=0, help="coinrun: number of level seeds (0: unlimited)"
     )
     rec.add_argument("--mode", default="hard", choices=["easy", "hard"], help="coinrun distribution mode")
+    rec.add_argument("--frame-skip", type=int_at_least(1, 16), default=1,
+                     help="coinrun: game frames per stored frame, each action held for all of them (default 1)")
     rec.add_argument(
         "--sticky-mean", type=float_at_least(1.0), help="mean frames a random action is held, >= 1 (1: a new one every step; coinrun 4, synthetic 2)"
     )

@@ -83,13 +83,17 @@ def record_coinrun(
     frames_per_shard: int = 10_000,
     log=print,
     resume: bool = False,
+    frame_skip: int = 1,
 ):
     """Record `episodes` CoinRun episodes (each <= max_steps frames) into `out/<prefix>-NNNNN.h5`
     with `policy` (record.POLICIES: "sticky", a StickyRandomPolicy over `action_probs`, default
     DEFAULT_ACTION_PROBS; "uniform", every action equally likely; "hold", HOLD_KEYS). Episodes are
     spread evenly over up to 16 envs stepped together, so short episodes are not favoured.
     Frames are 64x64; another `size` is made by ingest.to_frame. `resume`: finish an interrupted set
-    (the episodes already in its shards are played again and skipped). Returns RecordStats."""
+    (the episodes already in its shards are played again and skipped). `frame_skip` K > 1: each
+    action is played for K game frames and one frame in K is stored (at 64 px a step of CoinRun moves
+    the view by well under a pixel); a level that ends mid-skip plays no-ops for the rest of it, so
+    an episode starts within K-1 no-op frames of its level start. Returns RecordStats."""
     from data_pipeline.ingest import to_frame
     from data_pipeline.record import RecordStats, make_policy, policy_source, shard_logger
     from data_pipeline.shards import ShardSetWriter
@@ -99,7 +103,11 @@ def record_coinrun(
     env = make_coinrun_env(num, seed, start_level, num_levels, distribution_mode)
     names = [("+".join(c) or "NOOP") for c in env.combos] if hasattr(env, "combos") else ACTION_NAMES
     probs = DEFAULT_ACTION_PROBS if action_probs is None else action_probs
-    source = policy_source(f"coinrun:{distribution_mode}", policy)
+    if frame_skip < 1:
+        raise GenieError(f"--frame-skip must be >= 1, got {frame_skip}")
+    skip = f":skip{frame_skip}" if frame_skip > 1 else ""
+    source = policy_source(f"coinrun:{distribution_mode}{skip}", policy)
+    noop = np.full(num, names.index("NOOP") if "NOOP" in names else 4)
     policy = make_policy(policy, num, probs, sticky_mean, HOLD_KEYS, rng)
     quota = np.diff(np.linspace(0, episodes, num + 1).round().astype(int))  # episodes left per env
     buf = np.empty((num, max_steps, 64, 64, 3), dtype=np.uint8)  # episode in progress per env
@@ -120,8 +128,12 @@ def record_coinrun(
             buf[rec, length[rec]] = ob["rgb"][rec]
             acts[rec, length[rec]] = a[rec]
             length[rec] += 1
-            env.act(a)
-            _, ob, first = env.observe()
+            ended = np.zeros(num, dtype=bool)
+            for _ in range(frame_skip):
+                env.act(np.where(ended, noop, a))
+                _, ob, first = env.observe()
+                ended |= first
+            first = ended
             for i in np.flatnonzero(recording & (first | (length == max_steps))):
                 acts[i, length[i] - 1] = -1  # frame t+1 of the last action is not in this episode
                 frames = buf[i, : length[i]]

@@ -152,3 +152,18 @@ def test_record_coinrun_short_episodes(tmp_path, capfd):
             and ((actions[start : end - 1] >= 0) & (actions[start : end - 1] < 15)).all()
         )
     assert frames.std() > 10  # real images, not blank
+
+
+def test_coinrun_frame_skip_stores_one_frame_in_k_of_the_same_play(tmp_path, capfd):
+    """Held keys from the same level starts: frame k of a skip-3 recording is frame 3k of the game."""
+    pytest.importorskip("data_pipeline.coinrun").check_procgen()
+    common = ["record", "--env", "coinrun", "--episodes", "3", "--policy", "hold", "--start-level", "5",
+              "--num-levels", "3"]
+    assert run_cli(capfd, *common, "--max-steps", "31", "--out", str(tmp_path / "k1"))[0] == 0
+    assert run_cli(capfd, *common, "--max-steps", "11", "--out", str(tmp_path / "k3"), "--frame-skip", "3")[0] == 0
+    (one,), (three,) = find_shards(tmp_path / "k1"), find_shards(tmp_path / "k3")
+    assert read_shard_info(three).source == "coinrun:hard:skip3:hold"
+    with h5py.File(one) as f1, h5py.File(three) as f3:
+        every, skipped = f1["frames"][:], f3["frames"][:]
+    for (s1, _), (s3, e3) in zip(read_shard_info(one).episodes, read_shard_info(three).episodes):
+        assert np.array_equal(skipped[s3:e3], every[s1 : s1 + 31 : 3])
