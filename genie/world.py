@@ -5,9 +5,9 @@
     frames = world.step(actions)              # int [B] in 0..num_actions-1 -> uint8 [B,H,W,3]
 
 B worlds step together in one batched forward. Each step samples the next frame's tokens with
-MaskGIT (`steps` rounds, `temperature`) from a KV cache of past frames (a sliding window of the
-dynamics model's training context), then decodes only the new frame with the tokenizer's own
-decoder cache. `cached=False` recomputes the window every round instead (the reference path):
+MaskGIT (genie.sampler.MaskGITSampler: `steps` rounds, `temperature`) from a KV cache of past
+frames (a sliding window of the dynamics model's training context), then decodes only the new
+frame with the tokenizer's own decoder cache. The rollout lives in `world.state` (RolloutState). `cached=False` recomputes the window every round instead (the reference path):
 both give identical logits while the rollout fits in the window; once it slides, the cache keeps
 each frame's keys/values as computed when that frame was new (streaming), the reference
 recomputes the window from scratch. Randomness is per world and counter-based: world b with seed s draws the same
@@ -20,9 +20,7 @@ to the world's frame size, centre-crop.
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,30 +30,12 @@ from torch import Tensor
 from genie.dynamics import Dynamics, DynamicsConfig
 from genie.errors import GenieError
 from genie.lam import LAMConfig, LatentActionModel
-from genie.nn.maskgit import SEED_LIMIT, maskgit_sample, uniform
+from genie.nn.maskgit import SEED_LIMIT
+from genie.sampler import MaskGITSampler, RolloutState, SampleConfig
 from genie.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
 
 # Temperature of World.infer_actions' confidence: softmax over cosine similarities (see its docstring).
 CONFIDENCE_TEMPERATURE = 0.1
-
-
-@dataclass
-class SampleConfig:
-    steps: int = 8  # MaskGIT rounds per frame (Genie used 25 on CoinRun)
-    temperature: float = 1.0
-    context: int = 16  # frames the dynamics model attends to (its training clip length)
-    tokenizer_context: int = 4  # frames the tokenizer's decoder attends to (its training clip length)
-    lam_context: int = 16  # frames per LAM window when inferring actions
-
-    def check(self) -> None:
-        """GenieError naming the first setting out of its range."""
-        for name, low in (("steps", 1), ("context", 2), ("tokenizer_context", 1), ("lam_context", 2)):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-                raise GenieError(f"sample.{name} must be an integer >= {low}, got {value!r}")
-        t = self.temperature
-        if not isinstance(t, (int, float, np.floating)) or isinstance(t, bool) or not math.isfinite(t) or t < 0:
-            raise GenieError(f"sample.temperature must be a number >= 0 (0: greedy), got {t!r}")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -92,8 +72,8 @@ class World:
         self.num_actions = lam.config.num_actions
         self.frame_shape = (tokenizer.config.height, tokenizer.config.width, 3)
         self.amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else None
-        self.batch_size = 0
-        self._counter = 0
+        self.sampler = MaskGITSampler(self.dynamics, self.sample, cached)
+        self.state: RolloutState | None = None  # set by reset()
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -176,9 +156,7 @@ class World:
             frames = frames[:, None]
         frames = frames[:, -(self.sample.context - 1):] if frames.shape[1] >= self.sample.context else frames
         b, t0 = frames.shape[:2]
-        self.batch_size = b
-        self.seeds = self._seeds(seed, b)
-        self._counter = 0
+        seeds = self._seeds(seed, b)
         with self._autocast():
             tokens = self.tokenizer.encode(frames).indices  # [B,T0,h,w]
             if t0 > 1:
@@ -186,13 +164,10 @@ class World:
             else:
                 actions = torch.zeros(b, 0, dtype=torch.int64, device=self.device)
             none = torch.full((b, 1), self.dynamics.config.no_action, dtype=torch.int64, device=self.device)
-            self.tokens = tokens.flatten(2)  # [B,T,N] history (kept for the uncached path)
-            self.actions_in = torch.cat((none, actions), dim=1)  # [B,T] action into each frame
-            self.dyn_cache = self.dynamics.transformer.new_cache(self.sample.context - 1)
-            self.dec_cache = self.tokenizer.decoder.new_cache(self.sample.tokenizer_context - 1)
+            self.state = self.sampler.start(tokens.flatten(2), torch.cat((none, actions), dim=1), seeds)
             if self.cached:
-                self.dynamics.step_logits(self.tokens, self.actions_in, self.dyn_cache, commit=True)
-                pixels = self.tokenizer.decode(tokens, self.dec_cache, update_cache=True)
+                self.state.decoder_cache = self.tokenizer.decoder.new_cache(self.sample.tokenizer_context - 1)
+                pixels = self.tokenizer.decode(tokens, self.state.decoder_cache, update_cache=True)
             else:
                 pixels = self.tokenizer.decode(tokens[:, -(self.sample.tokenizer_context):])
         return self._out(float_to_frames(pixels[:, -1]))
@@ -205,39 +180,23 @@ class World:
     @torch.no_grad()
     def step_tensor(self, actions) -> Tensor:
         """step() that returns uint8 frames [B,H,W,3] on the world's device (no host copy)."""
-        if self.batch_size == 0:
+        if self.state is None:
             raise GenieError("step() before reset(): call world.reset(prompt) first")
         actions = self._actions(actions)
-        b, n = self.batch_size, self.tokens.shape[-1]
-        action_in = actions[:, None]
+        gh, gw = self.tokenizer.config.grid
         with self._autocast():
+            new = self.sampler.next_tokens(self.state, actions).view(-1, 1, gh, gw)
             if self.cached:
-                def logits_fn(new: Tensor) -> Tensor:
-                    return self.dynamics.step_logits(new[:, None], action_in, self.dyn_cache)[:, 0]
+                pixels = self.tokenizer.decode(new, self.state.decoder_cache, update_cache=True)[:, -1]
             else:
-                past_t = self.tokens[:, -(self.sample.context - 1):]
-                past_a = self.actions_in[:, -(self.sample.context - 1):]
-
-                def logits_fn(new: Tensor) -> Tensor:  # recompute the whole window every round
-                    seq, acts = torch.cat((past_t, new[:, None]), 1), torch.cat((past_a, action_in), 1)
-                    return self.dynamics.step_logits(seq, acts)[:, -1]
-
-            base = self._counter * 64
-            new = maskgit_sample(
-                logits_fn, b, n, self.dynamics.config.mask_id, self.sample.steps, self.sample.temperature,
-                draw=lambda i: uniform(self.seeds, base + i, n), device=self.device,
-            )
-            self._counter += 1
-            gh, gw = self.tokenizer.config.grid
-            if self.cached:
-                self.dynamics.step_logits(new[:, None], action_in, self.dyn_cache, commit=True)
-                pixels = self.tokenizer.decode(new.view(b, 1, gh, gw), self.dec_cache, update_cache=True)[:, -1]
-            self.tokens = torch.cat((self.tokens, new[:, None]), 1)[:, -self.sample.context:]
-            self.actions_in = torch.cat((self.actions_in, action_in), 1)[:, -self.sample.context:]
-            if not self.cached:
-                recent = self.tokens[:, -self.sample.tokenizer_context:]
-                pixels = self.tokenizer.decode(recent.view(b, -1, gh, gw))[:, -1]
+                recent = self.state.tokens[:, -self.sample.tokenizer_context:]
+                pixels = self.tokenizer.decode(recent.view(new.shape[0], -1, gh, gw))[:, -1]
         return float_to_frames(pixels)
+
+    @property
+    def batch_size(self) -> int:
+        """Worlds stepped together (0 before reset)."""
+        return 0 if self.state is None else self.state.batch_size
 
     # ------------------------------------------------------------------ analysis
     @torch.no_grad()

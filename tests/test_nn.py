@@ -89,3 +89,39 @@ def test_without_restarts_dead_codes_stay_dead():
     for _ in range(6):
         vq(data)
     assert vq.eval()(data).indices.unique().numel() == 1
+
+
+def test_ring_cache_wraps_without_losing_a_frame():
+    """A ring of window + 2 slots wraps every few frames; one with a slot per frame never does. Same
+    window, so the same outputs, frame by frame, long after the window first slides."""
+    model = tiny_st()
+    x = torch.randn(1, 30, 3, 32)
+    small, large = model.new_cache(window=4), model.new_cache(window=4, max_new=40)
+    outs = {id(small): [], id(large): []}
+    for cache in (small, large):
+        outs[id(cache)].append(model(x[:, :2], cache=cache, update_cache=True))
+        for t in range(2, 30):
+            model(x[:, t : t + 1] * 0.5, cache=cache, update_cache=False)  # a probe the next call overwrites
+            outs[id(cache)].append(model(x[:, t : t + 1], cache=cache, update_cache=True))
+    torch.testing.assert_close(torch.cat(outs[id(small)], 1), torch.cat(outs[id(large)], 1), atol=1e-5, rtol=1e-5)
+    assert small.slots == 6 and small.pos == 30 and len(small) == 4
+    deferred, stepwise = model.new_cache(window=4), model.new_cache(window=4)  # the sampler's way, and one by one
+    model(x[:, :1], cache=stepwise, update_cache=True)
+    for t in range(1, 30):
+        probe = x[:, t : t + 1] * 0.5
+        expected = model(probe, cache=stepwise, update_cache=False)
+        model(x[:, t : t + 1], cache=stepwise, update_cache=True)
+        got = model(torch.cat((x[:, t - 1 : t], probe), 1), cache=deferred, update_cache=1)  # commits frame t-1
+        torch.testing.assert_close(got[:, 1:], expected, atol=1e-5, rtol=1e-5)
+    full = model(x)  # no window: frames beyond the first 5 see more history
+    assert not torch.allclose(torch.cat(outs[id(small)], 1)[:, 10:], full[:, 10:], atol=1e-3)
+
+
+def test_counter_based_draws_are_fresh_for_any_number_of_rounds():
+    from genie.nn.maskgit import uniform
+
+    seeds = torch.tensor([3, 4])
+    draws = torch.stack([uniform(seeds, frame, 8, r) for frame in range(3) for r in range(100)])  # [300, 2, 8]
+    flat = draws.reshape(300, -1)
+    assert len({tuple(row.tolist()) for row in flat}) == 300  # no (frame, round) pair repeats another
+    assert torch.equal(uniform(seeds[1:], 2, 8, 70), uniform(seeds, torch.tensor(2), 8, 70)[1:])  # batch-free

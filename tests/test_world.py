@@ -149,7 +149,7 @@ def test_maskgit_unmasks_every_token_on_a_cosine_schedule():
     assert all(a > b for a, b in zip(counts, counts[1:]))
     seen = []
 
-    def logits_fn(tokens):
+    def logits_fn(tokens, round_):
         seen.append(int((tokens == 10).sum()))
         return torch.randn(2, 16, 10)
 

@@ -1,8 +1,9 @@
 """MaskGIT building blocks: training masks, the cosine unmasking schedule, and the sampler.
 
-Randomness is counter-based: `uniform(seeds, counter, n)` hashes (seed, counter, index) into
-floats, so world b of a batch draws exactly the numbers it would draw alone with the same seed,
-on any device, without a torch.Generator per world and without host syncs.
+Randomness is counter-based: `uniform(seeds, counter, n, stream)` hashes (seed, counter, stream,
+index) into floats, so world b of a batch draws exactly the numbers it would draw alone with the
+same seed, on any device, without a torch.Generator per world and without host syncs (the
+counter may be a device tensor). The sampler uses counter = frame and stream = MaskGIT round.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ def _mix(x: Tensor) -> Tensor:
     return (x >> 16) ^ x
 
 
-def uniform(seeds: Tensor, counter: int, n: int) -> Tensor:
-    """Deterministic uniforms in (0, 1): seeds int64 [B], a call counter, n per seed -> [B, n]."""
+def uniform(seeds: Tensor, counter: int | Tensor, n: int, stream: int = 0) -> Tensor:
+    """Deterministic uniforms in (0, 1): seeds int64 [B], a counter (int or int64 tensor []), a
+    stream id, n per seed -> [B, n]. Distinct (counter, stream) pairs give independent draws."""
     idx = torch.arange(n, device=seeds.device, dtype=torch.int64)
-    x = _mix((seeds[:, None] & _MASK31) ^ _mix(torch.full_like(seeds[:, None], counter & _MASK31)))
+    counter = torch.as_tensor(counter, dtype=torch.int64, device=seeds.device)
+    key = _mix((counter & _MASK31) ^ _mix(torch.full_like(counter, stream & _MASK31)))
+    x = _mix((seeds[:, None] & _MASK31) ^ _mix(key))
     x = _mix(x ^ ((idx[None, :] * 0x9E37) & _MASK31))
     return (x.to(torch.float64) + 0.5) / 2**31
 
@@ -56,7 +60,7 @@ def unmask_schedule(n: int, steps: int) -> list[int]:
 
 @torch.no_grad()
 def maskgit_sample(
-    logits_fn: Callable[[Tensor], Tensor],
+    logits_fn: Callable[[Tensor, int], Tensor],
     batch: int,
     n: int,
     mask_id: int,
@@ -68,7 +72,7 @@ def maskgit_sample(
     """Sample n tokens per batch row by confidence-ranked iterative unmasking.
 
     Args:
-        logits_fn: tokens int64 [B, n] (mask_id where masked) -> logits [B, n, V].
+        logits_fn: (tokens int64 [B, n] (mask_id where masked), round) -> logits [B, n, V].
         steps: rounds; after round i, unmask_schedule(n, steps)[i] tokens stay masked.
         temperature: softmax temperature; 0 picks the most likely token.
         draw: round -> uniforms [B, n] in (0, 1) (e.g. from `uniform`), one per token.
@@ -78,7 +82,7 @@ def maskgit_sample(
     tokens = torch.full((batch, n), mask_id, dtype=torch.int64, device=device)
     masked = torch.ones(batch, n, dtype=torch.bool, device=device)
     for i, keep_masked in enumerate(unmask_schedule(n, steps)):
-        logits = logits_fn(tokens).float()
+        logits = logits_fn(tokens, i).float()
         if temperature > 0:
             probs = torch.softmax(logits / temperature, dim=-1)
             u = draw(i).to(probs.dtype).unsqueeze(-1)  # inverse-CDF sampling, one uniform per token
