@@ -138,7 +138,7 @@ def world_sections(scale: str) -> dict:
                           [], scale)
 
 
-def build_world(scale: str, device: torch.device, cached: bool) -> World:
+def build_world(scale: str, device: torch.device, cached: bool, compile: bool = False) -> World:
     """A World of configs/<scale>/ with random weights (speed does not depend on the weights)."""
     torch.manual_seed(0)
     tok_cfg = tokenizer_sections(scale)["model"]
@@ -146,7 +146,8 @@ def build_world(scale: str, device: torch.device, cached: bool) -> World:
     lam_cfg = LAMConfig(**{**asdict(s["lam"]), "height": tok_cfg.height, "width": tok_cfg.width})
     dyn_cfg = DynamicsConfig(**{**asdict(s["dynamics"]), "vocab_size": tok_cfg.codebook_size,
                                 "grid_h": tok_cfg.grid[0], "grid_w": tok_cfg.grid[1], "num_actions": lam_cfg.num_actions})
-    return World(VideoTokenizer(tok_cfg), LatentActionModel(lam_cfg), Dynamics(dyn_cfg), s["sample"], device, cached)
+    return World(VideoTokenizer(tok_cfg), LatentActionModel(lam_cfg), Dynamics(dyn_cfg), s["sample"], device, cached,
+                 compile)
 
 
 def full_window(world: World, batch: int, context: int) -> np.ndarray:

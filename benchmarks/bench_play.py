@@ -9,9 +9,8 @@ action as a device tensor, one host copy) and Player.draw (blit, nearest-neighbo
 flip), in a pygame window on SDL's dummy driver. Timing starts once the context window is full.
 Without worlds/coinrun (e.g. in a checkout that removed it), or with --random-world, the world is
 configs/<scale>/ with random weights, and the row says so: speed does not depend on the weights.
-On a GPU the step is also timed with the transformer blocks under torch.compile, and under
-torch.compile with CUDA graphs
-(mode="reduce-overhead"); the fastest is reported, with its name.
+On a GPU (or with --compile) the step is also timed with World(compile=True), the cached forwards
+under torch.compile; the fastest is reported, with its name and every variant's rate.
 """
 
 from __future__ import annotations
@@ -33,39 +32,29 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_models import build_world, full_window, params  # noqa: E402
 from common import count_flops, report, sync  # noqa: E402
 
-from genie.nn import STBlock  # noqa: E402
 from genie.play import DEFAULT_WORLD, Player, bundle_prompts  # noqa: E402
 from genie.world import World, resolve_device  # noqa: E402
 
-COMPILE_MODES = {"eager": None, "torch.compile": "default", "torch.compile + CUDA graphs": "reduce-overhead"}
+VARIANTS = {"eager": False, "torch.compile": True}  # World(compile=...)
 
 
 def world_factory(world: str | None, scale: str, device: torch.device,
-                  random_world: bool = False) -> tuple[Callable[[], World], str, Path | None]:
-    """-> (a function that builds a fresh copy of the world, its name for labels, its bundle or None).
+                  random_world: bool = False) -> tuple[Callable[..., World], str, Path | None]:
+    """-> (make(compile=False): a fresh copy of the world, its name for labels, its bundle or None).
     `world` None means worlds/coinrun, or configs/<scale>/ with random weights where it does not exist."""
     bundle = Path(world) if world else DEFAULT_WORLD
     if not random_world and (world or DEFAULT_WORLD.exists()):
         name = world or "worlds/coinrun"
-        return (lambda: World.load(bundle, device=str(device))), name, bundle
+        return (lambda compile=False: World.load(bundle, device=str(device), compile=compile)), name, bundle
     missing = "" if random_world else ", no worlds/coinrun"
-    return (lambda: build_world(scale, device, cached=True)), f"configs/{scale}, random weights{missing}", None
+    return ((lambda compile=False: build_world(scale, device, cached=True, compile=compile)),
+            f"configs/{scale}, random weights{missing}", None)
 
 
 def describe(world: World, name: str) -> str:
     """'worlds/coinrun (5.3M params, 4 MaskGIT steps, 8-frame context)'."""
     n = sum(params(m) for m in (world.tokenizer, world.lam, world.dynamics))
     return f"{name} ({n / 1e6:.1f}M params, {world.sample.steps} MaskGIT steps, {world.sample.context}-frame context)"
-
-
-def compile_blocks(world: World, mode: str) -> World:
-    """torch.compile every ST block of the world's dynamics and tokenizer in place (the step loop's
-    compute; the KV cache stays plain Python state outside the compiled code) -> the same world."""
-    for model in (world.dynamics, world.tokenizer):
-        for module in model.modules():
-            if isinstance(module, STBlock):
-                module.compile(mode=mode)
-    return world
 
 
 def prompt_for(world: World, bundle: Path | None) -> np.ndarray:
@@ -123,19 +112,23 @@ def step_flops(world: World, context: int | None = None, cached: bool | None = N
         world.sample, world.cached = sample, was_cached
 
 
-def best_play_rate(make_world: Callable[[], World], bundle: Path | None, frames: int,
+def best_play_rate(make_world: Callable[..., World], bundle: Path | None, frames: int, compile: bool = False,
                    log=print) -> tuple[str, float, float, World, dict[str, str]]:
-    """play_rate of the eager world and, on a GPU, of its torch.compile variants; the fastest wins.
-    -> (variant name, frames/s, step seconds, its world, {variant: result or error} of all tried)."""
+    """play_rate of the eager world and, on a GPU or with `compile`, of World(compile=True); the
+    fastest wins. -> (variant name, frames/s, step seconds, its world, {variant: result or error})."""
     world = make_world()
-    modes = COMPILE_MODES if world.device.type == "cuda" else {"eager": None}
+    variants = VARIANTS if world.device.type == "cuda" or compile else {"eager": False}
     best, tried = None, {}
-    for variant, mode in modes.items():
+    for variant, compiled in variants.items():
         try:
-            candidate = world if mode is None else compile_blocks(make_world(), mode)
+            candidate = make_world(compile=True) if compiled else world
+            if compiled:  # compiling happens in the first steps: do them before timing
+                candidate.reset(prompt_for(candidate, bundle), seed=0)
+                for _ in range(3):
+                    candidate.step(np.zeros(1, dtype=np.int64))
             rate, step = play_rate(candidate, prompt_for(candidate, bundle), frames)
         except Exception as err:  # a compile failure costs this variant only: report it, keep the others
-            if mode is None:
+            if not compiled:
                 raise
             tried[variant] = f"failed ({type(err).__name__}: {str(err).splitlines()[0][:80]})"
             log(f"play: {variant}: {tried[variant]}")
@@ -154,13 +147,15 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--frames", type=int, default=30, help="timed frames")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--compile", action="store_true", help="also time World(compile=True) on a CPU "
+                        "(always on a GPU; the first steps compile, a minute on a CPU)")
     parser.add_argument("--append-results", action="store_true", help="append rows to benchmarks/RESULTS.md")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     make_world, name, bundle = world_factory(args.world, args.scale, device, args.random_world)
-    variant, rate, step, world, tried = best_play_rate(make_world, bundle, args.frames)
+    variant, rate, step, world, tried = best_play_rate(make_world, bundle, args.frames, args.compile)
     where = device.type if device.type != "cpu" else f"cpu, {torch.get_num_threads()} thread(s)"
     note = "" if len(tried) == 1 else f"; {variant} fastest of " + ", ".join(f"{k} {v}" for k, v in tried.items())
     rows = [(f"play.py loop, {describe(world, name)}, batch 1 ({where})",

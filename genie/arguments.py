@@ -116,3 +116,5 @@ def add_sampler_arguments(parser: argparse.ArgumentParser, seed_help: str = "wor
     parser.add_argument("--temperature", type=temperature, help="sampling temperature, 0 = greedy (default: the bundle's)")
     parser.add_argument("--seed", type=seed, default=0, help=seed_help)
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA if present), cpu or cuda")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the world's step: faster steps after a first one that compiles (a minute on a CPU)")

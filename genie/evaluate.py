@@ -202,7 +202,7 @@ def evaluate_tokenizer(bundle: str, data: str, max_clips: int = 64, clip_len: in
 def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 30, prompt_frames: int = 1,
              steps: int | None = None, temperature: float | None = None, device: str = "auto", seed: int = 0,
              batch_size: int = 32, grid: str | None = None, max_probe_transitions: int = 20_000,
-             judge: str | None = None, key_starts: int = 32, log=None) -> dict:
+             judge: str | None = None, key_starts: int = 32, log=None, compile: bool = False) -> dict:
     """Run every measurement above; returns a JSON-ready dict. Each stage is announced on stderr
     (or to `log`) as one line with the time so far, readable in a log file."""
     started = time.perf_counter()
@@ -220,7 +220,7 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 30, pro
     if set(components) == {"tokenizer"}:
         return evaluate_tokenizer(bundle, data, max_clips, device=device, seed=seed, grid=grid)
     clip_shards, hold_shards = split_shards(data)
-    world = World.load(bundle, device=device, steps=steps, temperature=temperature)
+    world = World.load(bundle, device=device, steps=steps, temperature=temperature, compile=compile)
     check_frame_size(clip_shards + hold_shards, world.frame_shape, bundle)
     judge_model = None
     if judge is not None:

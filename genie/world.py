@@ -7,7 +7,9 @@
 B worlds step together in one batched forward. Each step samples the next frame's tokens with
 MaskGIT (genie.sampler.MaskGITSampler: `steps` rounds, `temperature`) from a KV cache of past
 frames (a sliding window of the dynamics model's training context), then decodes only the new
-frame with the tokenizer's own decoder cache. The rollout lives in `world.state` (RolloutState). `cached=False` recomputes the window every round instead (the reference path):
+frame with the tokenizer's own decoder cache. The rollout lives in `world.state` (RolloutState).
+`compile=True` runs those cached forwards through torch.compile (faster steps once the first
+few have compiled them). `cached=False` recomputes the window every round instead (the reference path):
 both give identical logits while the rollout fits in the window; once it slides, the cache keeps
 each frame's keys/values as computed when that frame was new (streaming), the reference
 recomputes the window from scratch. Randomness is per world and counter-based: world b with seed s draws the same
@@ -61,24 +63,26 @@ class World:
         sample: SampleConfig | None = None,
         device: str | torch.device = "cpu",
         cached: bool = True,
+        compile: bool = False,
     ):
         self.device = resolve_device(device)
         self.tokenizer = tokenizer.to(self.device).eval()
         self.lam = lam.to(self.device).eval()
         self.dynamics = dynamics.to(self.device).eval()
-        self.sample = sample or SampleConfig()
+        self.sampler = MaskGITSampler(self.dynamics, sample or SampleConfig(), cached)
         self.sample.check()
-        self.cached = cached
         self.num_actions = lam.config.num_actions
         self.frame_shape = (tokenizer.config.height, tokenizer.config.width, 3)
         self.amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else None
-        self.sampler = MaskGITSampler(self.dynamics, self.sample, cached)
+        if compile and cached:  # the per-round forward and the frame decoder; eager everywhere else
+            self.dynamics.transformer.compile_cached()
+            self.tokenizer.decoder.compile_cached()
         self.state: RolloutState | None = None  # set by reset()
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", steps: int | None = None,
-             temperature: float | None = None, cached: bool = True) -> World:
+             temperature: float | None = None, cached: bool = True, compile: bool = False) -> World:
         """Load a world bundle (a folder or one .safetensors file) written by `genie export`."""
         from genie.bundle import component, read_bundle
         from genie.config import from_dict
@@ -101,7 +105,7 @@ class World:
         sample = from_dict(SampleConfig, config.get("sample", {}), f"{path} [sample]")
         sample.steps = sample.steps if steps is None else steps
         sample.temperature = sample.temperature if temperature is None else temperature
-        world = cls(models["tokenizer"], models["lam"], models["dynamics"], sample, device, cached)
+        world = cls(models["tokenizer"], models["lam"], models["dynamics"], sample, device, cached, compile)
         world.bundle_config = config
         return world
 
@@ -192,6 +196,25 @@ class World:
                 recent = self.state.tokens[:, -self.sample.tokenizer_context:]
                 pixels = self.tokenizer.decode(recent.view(new.shape[0], -1, gh, gw))[:, -1]
         return float_to_frames(pixels)
+
+    @property
+    def sample(self) -> SampleConfig:
+        """The sampler's settings (steps, temperature, context windows); takes effect at the next reset."""
+        return self.sampler.config
+
+    @sample.setter
+    def sample(self, config: SampleConfig) -> None:
+        config.check()
+        self.sampler.config = config
+
+    @property
+    def cached(self) -> bool:
+        """KV-cached steps (True) or the recomputing reference path; takes effect at the next reset."""
+        return self.sampler.cached
+
+    @cached.setter
+    def cached(self, value: bool) -> None:
+        self.sampler.cached = value
 
     @property
     def batch_size(self) -> int:

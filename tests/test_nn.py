@@ -125,3 +125,13 @@ def test_counter_based_draws_are_fresh_for_any_number_of_rounds():
     flat = draws.reshape(300, -1)
     assert len({tuple(row.tolist()) for row in flat}) == 300  # no (frame, round) pair repeats another
     assert torch.equal(uniform(seeds[1:], 2, 8, 70), uniform(seeds, torch.tensor(2), 8, 70)[1:])  # batch-free
+
+
+def test_a_prompt_longer_than_the_ring_is_taken_in_pieces():
+    model = tiny_st()
+    x = torch.randn(1, 9, 3, 32)
+    whole = model(x, cache=(a := model.new_cache(window=3)), update_cache=True)  # 9 frames, 5 slots
+    b = model.new_cache(window=3)
+    one_by_one = torch.cat([model(x[:, t : t + 1], cache=b, update_cache=True) for t in range(9)], 1)
+    torch.testing.assert_close(whole, one_by_one, atol=1e-5, rtol=1e-5)
+    assert a.pos == b.pos == 9

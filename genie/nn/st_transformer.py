@@ -156,6 +156,7 @@ class STTransformer(nn.Module):
     def __init__(self, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0, causal: bool = True):
         super().__init__()
         self.depth = depth
+        self._compiled = None  # compile_cached()
         self.blocks = nn.ModuleList(STBlock(dim, heads, mlp_ratio, causal) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.apply(self._init_weights)
@@ -185,15 +186,27 @@ class STTransformer(nn.Module):
         commit = t if update_cache is True else int(update_cache)
         if not t - 1 <= commit <= t:
             raise ValueError(f"a cached call commits all its {t} frames or all but the last, got {commit}")
+        if t > cache.max_new and not (cache.pos == 0 and t <= cache.slots):  # e.g. a long prompt
+            step = cache.max_new  # in pieces the ring holds: frame by frame it is the same computation
+            parts = [self.forward(x[:, s : s + step], cache, min(step, commit - s)) for s in range(0, t, step)]
+            return torch.cat(parts, dim=1)
         positions, slots, mask = cache.prepare(t, x.device)
-        k_all = v_all = None
-        for i, block in enumerate(self.blocks):
-            if k_all is None:
-                d = x.shape[-1] // block.temporal.heads
-                kind = x.device.type
-                dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
-                like = x.new_empty(x.shape[0] * x.shape[2], block.temporal.heads, t, d, dtype=dtype)
-                k_all, v_all = cache.buffers(like)
-            x = block(x, positions, (k_all[i], v_all[i], slots, mask))
+        heads = self.blocks[0].temporal.heads
+        kind = x.device.type
+        dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
+        k, v = cache.buffers(x.new_empty(x.shape[0] * x.shape[2], heads, t, x.shape[-1] // heads, dtype=dtype))
+        x = (self._compiled or self._cached_blocks)(x, positions, slots, mask, k, v)
         cache.commit(commit)
+        return x
+
+    def _cached_blocks(self, x: Tensor, positions: Tensor, slots: Tensor, mask: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """The blocks over frames that follow the cached ones (tensors in, no Python state: compilable)."""
+        for i, block in enumerate(self.blocks):
+            x = block(x, positions, (k[i], v[i], slots, mask))
         return self.norm(x)
+
+    def compile_cached(self, mode: str | None = None) -> None:
+        """torch.compile the cached path (the World's per-round forward): one graph per frame count
+        and batch size, so the first steps pay for compiling. `mode` as torch.compile's, e.g.
+        "reduce-overhead" (CUDA graphs) on a GPU."""
+        self._compiled = torch.compile(self._cached_blocks, dynamic=False, mode=mode)
