@@ -37,8 +37,9 @@ test-all: install
 play: install
 	$(PY) play.py
 
-lint: install
+lint: install  # style, then the layering contracts in pyproject.toml ([tool.importlinter])
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) benchmarks/run_all.py

@@ -126,6 +126,17 @@ def read_image(path: Path) -> np.ndarray:
     return _bgr_to_rgb(img)
 
 
+def read_prompt(path: str | Path) -> np.ndarray:
+    """An image file given as a prompt -> uint8/uint16 [H,W,C] (C = 1 gray, 3 RGB, 4 RGBA), any
+    size: the World (genie.World.reset) converts it by the one rule (to_frame). GenieError if missing
+    or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenieError(f"{path}: prompt image not found")
+    img = read_image(path)
+    return img[..., None] if img.ndim == 2 else img  # gray -> [H,W,1]
+
+
 def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float, int | None]:
     with _quiet_opencv():
         cap = cv2.VideoCapture(str(path))

@@ -21,6 +21,7 @@ import numpy as np
 from einops import rearrange
 from gymnasium import spaces
 
+from data_pipeline.ingest import read_prompt
 from data_pipeline.shards import episode_starts
 from genie.errors import GenieError
 from genie.world import World, resolve_device
@@ -175,14 +176,14 @@ def load_prompts(prompts, frame_shape: tuple[int, int, int]) -> np.ndarray:
         return np.full((1, *frame_shape), 128, np.uint8)
     if isinstance(prompts, (str, Path)):
         path = Path(prompts)
-        images = list(episode_starts(path)) if path.is_dir() or path.suffix == ".h5" else [_read_image(path)]
+        images = list(episode_starts(path)) if path.is_dir() or path.suffix == ".h5" else [read_prompt(path)]
         source = str(path)
     elif isinstance(prompts, np.ndarray) and prompts.ndim == 4:
         images, source = list(prompts), "prompts"
     elif isinstance(prompts, np.ndarray):
         images, source = [prompts], "prompts"
     else:
-        images = [_read_image(p) if isinstance(p, (str, Path)) else p for p in prompts]
+        images = [read_prompt(p) if isinstance(p, (str, Path)) else p for p in prompts]
         source = "prompts"
     if not images:
         raise GenieError(f"{source}: no prompt images (an empty list, or a dataset without episodes)")
@@ -206,12 +207,6 @@ def check_claim(world: World, env) -> None:
         raise GenieError("this genie.World was reset by another env since this env's reset(): give each env "
                          "its own World (pass a bundle path), or batch them with "
                          "make_vec(..., vectorization_mode='vector_entry_point')")
-
-
-def _read_image(path: Path) -> np.ndarray:
-    from genie.sample import read_prompt
-
-    return read_prompt(path)
 
 
 def _to_world_frame(img, frame_shape: tuple[int, int, int], what: str) -> np.ndarray:

@@ -58,8 +58,7 @@ def read_prompt_frames(path: str | Path, max_frames: int) -> np.ndarray:
     frames); a shard or a folder of shards (the first episode's first frames)."""
     from itertools import islice
 
-    from data_pipeline.ingest import VIDEO_EXTS, read_footage
-    from genie.sample import read_prompt
+    from data_pipeline.ingest import VIDEO_EXTS, read_footage, read_prompt
 
     path = Path(path)
     if not path.exists():
@@ -94,7 +93,7 @@ def _shard_frames(path: Path, max_frames: int) -> np.ndarray:
 
 def bundle_prompts(bundle: str | Path) -> list[np.ndarray]:
     """The images a folder bundle ships in prompts/ (*.png, *.jpg), sorted by name; [] if none."""
-    from genie.sample import read_prompt
+    from data_pipeline.ingest import read_prompt
 
     folder = Path(bundle) / "prompts"
     files = sorted(p for p in folder.glob("*") if p.suffix.lower() in PROMPT_EXTS) if folder.is_dir() else []

@@ -15,17 +15,6 @@ import numpy as np
 from genie.errors import GenieError
 
 
-def read_prompt(path: str | Path) -> np.ndarray:
-    """An image file -> uint8/uint16 [H,W,C] (C = 1 gray, 3 RGB, 4 RGBA), any size (the World converts it)."""
-    from data_pipeline.ingest import read_image
-
-    path = Path(path)
-    if not path.is_file():
-        raise GenieError(f"{path}: prompt image not found")
-    img = read_image(path)
-    return img[..., None] if img.ndim == 2 else img  # gray -> [H,W,1]
-
-
 def parse_actions(text: str, num_actions: int) -> list[int]:
     try:
         actions = [int(a) for a in text.replace(" ", "").split(",") if a != ""]
@@ -88,6 +77,7 @@ def save_animation(path: Path, images: list[np.ndarray], fps: float) -> None:
 def run_sample(bundle: str, prompt: str, out: str, actions: str | None = None, all_actions: bool = False,
                length: int = 16, steps: int | None = None, temperature: float | None = None, seed: int = 0,
                scale: int = 3, fps: float = 8.0, device: str = "auto", compile: bool = False) -> Path:
+    from data_pipeline.ingest import read_prompt
     from genie.world import World
 
     if not actions and not all_actions:

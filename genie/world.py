@@ -112,12 +112,10 @@ class World:
     # ------------------------------------------------------------------ inputs
     def _frames(self, array, what: str, ndim: tuple[int, ...]) -> Tensor:
         """Any-size images -> uint8 [..., H, W, 3] on the device by the documented rule."""
-        from data_pipeline.ingest import read_image, to_frame, to_rgb8
+        from data_pipeline.ingest import read_prompt, to_frame, to_rgb8
 
         if isinstance(array, (str, os.PathLike)):
-            if not Path(array).is_file():
-                raise GenieError(f"{what}: {array} is not an image file; pass an image file or an array")
-            array = read_image(Path(array))
+            array = read_prompt(array)
         if isinstance(array, Tensor):
             array = array.detach().cpu().numpy()
         array = np.asarray(array)

@@ -142,7 +142,7 @@ def test_world_takes_an_image_path_as_its_prompt(tmp_path):
     frames = world.reset(str(tmp_path / "frame.png"), seed=0)
     assert frames.shape == (1, 16, 16, 3)
     assert np.array_equal(world.reset(tmp_path / "frame.png", seed=0), frames)  # a Path the same
-    with pytest.raises(GenieError, match="missing.png is not an image file"):
+    with pytest.raises(GenieError, match="missing.png: prompt image not found"):
         world.reset(str(tmp_path / "missing.png"))
 
 

@@ -13,13 +13,13 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import envs  # noqa: F401  (registers genie/World-v0)
+from data_pipeline.ingest import read_prompt
 from envs.vector_env import WorldVectorEnv
 from envs.world_env import WorldEnv
 from genie.cli import main
 from genie.dynamics import Dynamics, DynamicsConfig
 from genie.errors import GenieError
 from genie.lam import LAMConfig, LatentActionModel
-from genie.sample import read_prompt
 from genie.tokenizer import TokenizerConfig, VideoTokenizer
 from genie.world import SampleConfig, World
 
