@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import report  # noqa: E402
 
-from data_pipeline.record import StickyRandomPolicy  # noqa: E402
+from data_pipeline.policy import StickyRandomPolicy  # noqa: E402
 from data_pipeline.synthetic import ACTION_NAMES, SyntheticGame  # noqa: E402
 from genie.config import build_sections, load_yaml, parse_overrides  # noqa: E402
 from genie.evaluate import lookup_probe, probe_metrics, split_shards  # noqa: E402

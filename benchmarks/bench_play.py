@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_models import build_world, full_window, params  # noqa: E402
 from common import count_flops, report, sync  # noqa: E402
 
-from genie.play import DEFAULT_WORLD, Player, bundle_prompts  # noqa: E402
+from genie.bundle import bundle_prompts  # noqa: E402
+from genie.play import DEFAULT_WORLD, Player  # noqa: E402
 from genie.world import World, resolve_device  # noqa: E402
 
 VARIANTS = {"eager": False, "torch.compile": True}  # World(compile=...)

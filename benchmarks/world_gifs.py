@@ -29,8 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_pipeline.ingest import read_prompt  # noqa: E402
+from genie.bundle import bundle_prompts  # noqa: E402
 from genie.keymap import KEYS, bundle_keymap  # noqa: E402
-from genie.play import bundle_prompts  # noqa: E402
 from genie.sample import compose, rollout, save_animation  # noqa: E402
 
 # The scripted play-through: (key, frames). Right along the level, a jump, back left, stand still.

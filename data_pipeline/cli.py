@@ -58,7 +58,7 @@ def _inspect(args: argparse.Namespace) -> None:
 
 def register_data_commands(sub) -> None:
     """Add `record`, `ingest` and `data inspect` to the `genie` subparsers `sub`."""
-    from data_pipeline.record import POLICIES
+    from data_pipeline.policy import POLICIES
 
     rec = sub.add_parser("record", help="record gameplay footage (CoinRun or the synthetic game) into shards")
     rec.add_argument("--env", choices=["coinrun", "synthetic"], required=True)

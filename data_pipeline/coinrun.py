@@ -86,7 +86,7 @@ def record_coinrun(
     frame_skip: int = 1,
 ):
     """Record `episodes` CoinRun episodes (each <= max_steps frames) into `out/<prefix>-NNNNN.h5`
-    with `policy` (record.POLICIES: "sticky", a StickyRandomPolicy over `action_probs`, default
+    with `policy` (policy.POLICIES: "sticky", a StickyRandomPolicy over `action_probs`, default
     DEFAULT_ACTION_PROBS; "uniform", every action equally likely; "hold", HOLD_KEYS). Episodes are
     spread evenly over up to 16 envs stepped together, so short episodes are not favoured.
     Frames are 64x64; another `size` is made by ingest.to_frame. `resume`: finish an interrupted set
@@ -95,8 +95,8 @@ def record_coinrun(
     the view by well under a pixel); a level that ends mid-skip plays no-ops for the rest of it, so
     an episode starts within K-1 no-op frames of its level start. Returns RecordStats."""
     from data_pipeline.ingest import to_frame
-    from data_pipeline.record import RecordStats, make_policy, policy_source, shard_logger
-    from data_pipeline.shards import ShardSetWriter
+    from data_pipeline.policy import make_policy, policy_source
+    from data_pipeline.shards import RecordStats, ShardSetWriter, shard_logger
 
     rng = np.random.default_rng(seed)
     num = int(np.clip((256 << 20) // (max_steps * 64 * 64 * 3), 1, min(16, episodes)))

@@ -137,6 +137,34 @@ def read_prompt(path: str | Path) -> np.ndarray:
     return img[..., None] if img.ndim == 2 else img  # gray -> [H,W,1]
 
 
+def read_prompt_frames(path: str | Path, max_frames: int) -> np.ndarray:
+    """A prompt file -> uint8/uint16 [T,H,W,C], 1 <= T <= max_frames, any size and channel count
+    (World.reset converts them): an image (T = 1); a video, GIF or folder of frames (its first
+    frames); a shard or a folder of shards (the first episode's first frames)."""
+    from itertools import islice
+
+    from data_pipeline.shards import read_episodes
+
+    path = Path(path)
+    if not path.exists():
+        raise GenieError(f"{path}: prompt not found; pass an image, a video or GIF, or a dataset shard")
+    if path.suffix.lower() == ".h5" or (path.is_dir() and any(path.rglob("*.h5"))):
+        first = next(iter(read_episodes(path, max_frames=1)), None)
+        if first is None:
+            raise GenieError(f"{path}: no episodes to start from")
+        return first.frames[:max_frames]
+    if not (path.is_dir() or path.suffix.lower() in (*VIDEO_EXTS, ".gif")):
+        return read_prompt(path)[None]
+    footage = read_footage(path)
+    frames = [image for _, image in islice(footage.frames, max_frames)]
+    footage.frames.close()
+    same = next((i for i, f in enumerate(frames) if f.shape != frames[0].shape), len(frames))
+    frames = frames[:same]  # a folder of frames may mix sizes: the first run of one size
+    if not frames:
+        raise GenieError(f"{path}: no readable frames; re-encode it, e.g. as .mp4")
+    return np.stack(frames)
+
+
 def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float, int | None]:
     with _quiet_opencv():
         cap = cv2.VideoCapture(str(path))

@@ -21,7 +21,7 @@ import os
 import re
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -490,3 +490,39 @@ def episode_starts(data: str | Path, limit: int | None = None, shards: list[Path
     if not starts:
         raise GenieError(f"{data}: no episodes to start from")
     return np.stack(starts)
+
+
+@dataclass
+class RecordStats:
+    """What a recording produced."""
+
+    episodes: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    shards: list[Path] = field(default_factory=list)
+
+    def add(self, other) -> None:
+        """Add another RecordStats, or a finished ShardSetWriter's counts."""
+        self.episodes += getattr(other, "episodes", getattr(other, "num_episodes", 0))
+        self.frames += getattr(other, "frames", getattr(other, "num_frames", 0))
+        self.shards += list(getattr(other, "shards", getattr(other, "paths", [])))
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / max(self.seconds, 1e-9)
+
+
+def shard_logger(log, total_episodes: int, done_before: int = 0):
+    """An on_shard callback printing one progress line per finished shard (`done_before`: episodes
+    already in kept shards when an interrupted recording is finished)."""
+    if log is None:
+        return None
+    done = [done_before]
+
+    def on_shard(path: Path, episodes: int, frames: int) -> None:
+        done[0] += episodes
+        log(
+            f"  wrote {path.name}: {episodes} episodes, {frames} frames ({done[0]}/{total_episodes} episodes)"
+        )
+
+    return on_shard

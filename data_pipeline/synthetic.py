@@ -202,11 +202,11 @@ def record_synthetic(
     """Record `episodes` episodes of `max_steps` frames each with a sticky random policy into
     `out/<prefix>-NNNNN.h5`; actions[t] is the action between frame t and t+1 (-1 on the last
     frame). `scroll` is the background's speed in px per frame (SyntheticGame). `policy`
-    (record.POLICIES): "sticky" and "uniform" both draw every action equally often; "hold" holds
+    (policy.POLICIES): "sticky" and "uniform" both draw every action equally often; "hold" holds
     HOLD_KEYS (left, right, noop), one per episode. `resume`: finish an interrupted set (the episodes
 already in its shards are generated again and skipped; ShardSetWriter). Returns RecordStats."""
-    from data_pipeline.record import RecordStats, make_policy, policy_source, shard_logger
-    from data_pipeline.shards import ShardSetWriter
+    from data_pipeline.policy import make_policy, policy_source
+    from data_pipeline.shards import RecordStats, ShardSetWriter, shard_logger
 
     rng = np.random.default_rng(seed)
     frame_bytes = size * size * 3

@@ -5,8 +5,8 @@ stay cheap and do not import torch.
 """
 
 from genie.errors import GenieError
+from genie.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["GenieError", "World", "__version__"]
 
 

@@ -14,12 +14,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from genie import __version__
 from genie.errors import GenieError, make_out_dir
+from genie.version import __version__
 
 FORMAT = "genie-bundle"
 FORMAT_VERSION = 1
@@ -189,3 +190,15 @@ def load_tokenizer(path: str | Path, device: str | torch.device = "cpu"):
     model = VideoTokenizer(from_dict(TokenizerConfig, cfg, f"{path} [tokenizer]"))
     model.load_state_dict(state)
     return model.to(device).eval()
+
+
+PROMPT_EXTS = (".png", ".jpg", ".jpeg")
+
+
+def bundle_prompts(bundle: str | Path) -> list[np.ndarray]:
+    """The images a folder bundle ships in prompts/ (*.png, *.jpg), sorted by name; [] if none."""
+    from data_pipeline.ingest import read_prompt
+
+    folder = Path(bundle) / "prompts"
+    files = sorted(p for p in folder.glob("*") if p.suffix.lower() in PROMPT_EXTS) if folder.is_dir() else []
+    return [read_prompt(p) for p in files]

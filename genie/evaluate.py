@@ -57,7 +57,7 @@ KEYMAP_KEYS = {"left": "left", "right": "right", "none": "noop"}  # direction ->
 
 def split_shards(data: str) -> tuple[list[Path], list[Path]]:
     """DATA's shards -> (ordinary footage, held-key footage tagged by `genie record --policy hold`)."""
-    from data_pipeline.record import HOLD_SUFFIX
+    from data_pipeline.policy import HOLD_SUFFIX
     from data_pipeline.shards import find_shards, read_shard_info
 
     shards = find_shards(data)

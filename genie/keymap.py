@@ -316,8 +316,9 @@ def format_motion(info: dict) -> str:
 def run_keymap(bundle: str, data: str | None = None, out: str | None = None, prompt: str | None = None,
                steps: int = 4, seed: int = 0, device: str = "auto", log=print) -> Path:
     """`genie keymap`: compute the map, store it with the bundle (or write `out`), print it."""
+    from data_pipeline.ingest import read_prompt_frames
     from data_pipeline.shards import episode_starts
-    from genie.play import bundle_prompts, read_prompt_frames
+    from genie.bundle import bundle_prompts
     from genie.world import World
 
     world = World.load(bundle, device=device)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data_pipeline.ingest import read_prompt_frames
 from genie.arguments import (
     Parser,
     add_sampler_arguments,
@@ -41,6 +42,7 @@ from genie.arguments import (
     out_file,
     positive_int,
 )
+from genie.bundle import bundle_prompts
 from genie.errors import GenieError
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # before pygame is imported
@@ -48,56 +50,6 @@ DEFAULT_WORLD = Path(__file__).resolve().parents[1] / "worlds" / "coinrun"
 MOVES = {"left": ("left", "a"), "right": ("right", "d"), "up": ("up", "w"), "down": ("down", "s"),
          "jump": ("space",), "noop": ("n",)}  # key map entry -> the pygame key names that play it
 CONTROLS = ("r", "p", "t", "h", "f12", "escape", "ctrl+s")
-PROMPT_EXTS = (".png", ".jpg", ".jpeg")
-
-
-# ---------------------------------------------------------------------- prompts
-def read_prompt_frames(path: str | Path, max_frames: int) -> np.ndarray:
-    """A prompt file -> uint8/uint16 [T,H,W,C], 1 <= T <= max_frames, any size and channel count
-    (World.reset converts them): an image (T = 1); a video, GIF or folder of frames (its first
-    frames); a shard or a folder of shards (the first episode's first frames)."""
-    from itertools import islice
-
-    from data_pipeline.ingest import VIDEO_EXTS, read_footage, read_prompt
-
-    path = Path(path)
-    if not path.exists():
-        raise GenieError(f"{path}: prompt not found; pass an image, a video or GIF, or a dataset shard")
-    if path.suffix.lower() == ".h5" or (path.is_dir() and any(path.rglob("*.h5"))):
-        return _shard_frames(path, max_frames)
-    if not (path.is_dir() or path.suffix.lower() in (*VIDEO_EXTS, ".gif")):
-        return read_prompt(path)[None]
-    footage = read_footage(path)
-    frames = [image for _, image in islice(footage.frames, max_frames)]
-    footage.frames.close()
-    same = next((i for i, f in enumerate(frames) if f.shape != frames[0].shape), len(frames))
-    frames = frames[:same]  # a folder of frames may mix sizes: the first run of one size
-    if not frames:
-        raise GenieError(f"{path}: no readable frames; re-encode it, e.g. as .mp4")
-    return np.stack(frames)
-
-
-def _shard_frames(path: Path, max_frames: int) -> np.ndarray:
-    import h5py
-
-    from data_pipeline.shards import find_shards, read_shard_info
-
-    shard = find_shards(path)[0]
-    info = read_shard_info(shard)
-    if not len(info.episodes):
-        raise GenieError(f"{shard}: the shard has no episodes to start from")
-    start, end = (int(x) for x in info.episodes[0])
-    with h5py.File(shard, "r") as f:
-        return f["frames"][start : min(end, start + max_frames)]
-
-
-def bundle_prompts(bundle: str | Path) -> list[np.ndarray]:
-    """The images a folder bundle ships in prompts/ (*.png, *.jpg), sorted by name; [] if none."""
-    from data_pipeline.ingest import read_prompt
-
-    folder = Path(bundle) / "prompts"
-    files = sorted(p for p in folder.glob("*") if p.suffix.lower() in PROMPT_EXTS) if folder.is_dir() else []
-    return [read_prompt(p) for p in files]
 
 
 # ---------------------------------------------------------------------- keys

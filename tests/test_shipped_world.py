@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from genie.bundle import bundle_prompts
 from genie.keymap import KEYS
 from genie.metrics import mean_psnr
-from genie.play import bundle_prompts
 from genie.world import World
 
 WORLD = Path(__file__).resolve().parents[1] / "worlds" / "coinrun"

@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
-from genie import __version__
 from genie.config import build_sections, load_yaml, parse_overrides
 from genie.errors import GenieError, make_out_dir
+from genie.version import __version__
 
 
 @dataclass
