@@ -79,7 +79,7 @@ class Dynamics(nn.Module):
         b, t, h, w = tokens.shape
         flat = rearrange(tokens, "b t h w -> b t (h w)")
         inputs, mask = self.training_inputs(flat, generator)
-        logits = self.forward(rearrange(inputs, "b t (h w) -> b t h w", h=h), actions)
+        logits = self(rearrange(inputs, "b t (h w) -> b t h w", h=h), actions)  # through __call__: compile() applies
         target = torch.where(mask, flat, torch.full_like(flat, -100))
         loss = F.cross_entropy(rearrange(logits.float(), "b t n v -> (b t n) v"), target.flatten(), ignore_index=-100)
         accuracy = ((logits.argmax(-1) == flat) & mask).sum() / mask.sum()

@@ -243,6 +243,16 @@ def test_export_sets_sampler_defaults(trained_world, tmp_path, capsys):
     assert "unknown key 'stesp'" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
+def test_train_compile_compiles_what_trains_and_exports_a_loadable_bundle(trained_world, tmp_path):
+    assert main(["train", "world", "--config", str(ROOT / "configs/tiny/world.yaml"), "--data",
+                 str(trained_world / "data"), "--tokenizer", str(trained_world / "tok.bundle"), "--out",
+                 str(tmp_path / "run"), "train.max_steps=2", "train.val_every=100", "train.compile=true", *FAST]) == 0
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "world.bundle")]) == 0
+    world = World.load(tmp_path / "world.bundle", device="cpu")  # plain state_dict keys (no _orig_mod.)
+    assert world.reset(np.zeros((64, 64, 3), np.uint8), seed=0).shape == (1, 64, 64, 3)
+
+
 def test_world_run_resumes_and_continues(trained_world, tmp_path):
     run = trained_world / "run"
     assert main(["train", "world", "--data", str(trained_world / "data"), "--out", str(run), "--resume",

@@ -82,6 +82,7 @@ class VectorQuantizer(nn.Module):
         return VQOutput(quantized, indices.reshape(z.shape[:-1]), loss, perplexity, usage,
                         similarity.reshape(*z.shape[:-1], self.codebook_size))
 
+    @torch.compiler.disable  # eager: it edits the codebook in place (.data), outside autograd's view
     @torch.no_grad()
     def _track_usage(self, counts: Tensor, latents: Tensor) -> None:
         if dist.is_available() and dist.is_initialized():

@@ -274,8 +274,12 @@ def _train(stage: str, config: str | None, data: str, out: Path, overrides: list
     module = _stages()[stage].module(**_module_kwargs(sections, tokenizer_cfg), sample_dir=str(out / "samples"))
     if tokenizer_model is not None and not resume:
         module.tokenizer.load_state_dict(tokenizer_model.state_dict())
-    if cfg.compile:
-        module.model = __import__("torch").compile(module.model)
+    if cfg.compile:  # in place, so state_dict keys (checkpoints, bundles) are unchanged
+        from torch.nn import ModuleDict
+
+        parts = module.model.values() if isinstance(module.model, ModuleDict) else [module.model]
+        for part in parts:  # the modules training calls (a ModuleDict itself is never called)
+            part.compile()
     loggers: list = [CSVLogger(str(out), name="logs")]
     if cfg.wandb:
         loggers.append(_wandb_logger(out, cfg.wandb_project, rank_zero))
