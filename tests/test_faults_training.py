@@ -209,3 +209,17 @@ def test_an_interrupted_run_saves_a_checkpoint_and_exits_130(data, tmp_path, sig
     else:  # or continued from the one the interrupt saved
         assert main([*again, "--resume", f"train.max_steps={saved + 2}"]) == 0
         assert step_of(last) == saved + 2
+
+
+@pytest.mark.slow  # two subprocess trainings with wandb: ~45 s
+def test_a_normal_run_and_its_resume_print_no_warnings(data, tmp_path):
+    """wandb (offline) on, as by default: no wandb WARNING, no Lightning checkpoint-folder warning on resume."""
+    out = tmp_path / "tok"
+    base = [sys.executable, "-m", "genie", "train", "tokenizer", "--data", str(data), "--out", str(out),
+            "train.progress_bar=false", "train.val_every=100"]
+    first = subprocess.run([*base, "--config", TINY, "train.max_steps=2"], env=ENV, capture_output=True, text=True)
+    again = subprocess.run([*base, "--resume", "train.max_steps=4"], env=ENV, capture_output=True, text=True)
+    for done in (first, again):
+        assert done.returncode == 0, done.stderr
+        text = done.stdout + done.stderr
+        assert "WARNING" not in text and "Warning" not in text and "exists and is not empty" not in text, text

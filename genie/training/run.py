@@ -93,6 +93,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen tokenizer
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")  # a resumed run's own
     # usage counts are summed across ranks before they are logged
     warnings.filterwarnings("ignore", message=r".*self\.log\('val/(codebook|action)_usage'.*sync_dist=True.*")
 
@@ -338,7 +339,9 @@ def _wandb_logger(out: Path, project: str, rank_zero: bool):
 
         _write_atomic(id_file, uuid.uuid4().hex[:12])
     run_id = id_file.read_text().strip() if id_file.exists() else None
-    return WandbLogger(project=project, save_dir=str(out), name=out.name, id=run_id, resume="allow")
+    logger = WandbLogger(project=project, save_dir=str(out), name=out.name, id=run_id, resume="allow")
+    logger._wandb_init.pop("anonymous", None)  # Lightning always passes it; wandb >= 0.19 warns it does nothing
+    return logger
 
 
 def export_run(run: str, out: str, checkpoint: str | None = None, overrides: list[str] | None = None,
