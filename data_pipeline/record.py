@@ -14,7 +14,6 @@ the start, writing only the episodes that are not in a kept shard yet.
 from __future__ import annotations
 
 import json
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -24,6 +23,7 @@ import numpy as np
 
 from data_pipeline.shards import RecordStats, check_free, stop_between_episodes, temp_files
 from genie.errors import GenieError, make_out_dir
+from genie.files import write_text_atomic
 
 
 def _record_fn(env: str):
@@ -71,9 +71,7 @@ def record(
     if resume and log is not None:
         log(f"finishing the interrupted recording {prefix} in {out} (its complete shards are kept)")
     recording = out / f"{prefix}{RECORDING}"
-    tmp = recording.with_name(f".{recording.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(settings, indent=2) + "\n")
-    os.replace(tmp, recording)
+    write_text_atomic(recording, json.dumps(settings, indent=2) + "\n")
     shares = np.diff(np.linspace(0, episodes, workers + 1).round().astype(int))
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(workers)]
     jobs = [

@@ -42,7 +42,6 @@ rewriting weights to store six integers is not worth it). A keymap file is a JSO
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -276,12 +275,9 @@ def store_keymap(bundle: str | Path, keymap: dict[str, int], info: dict) -> Path
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from genie.files import write_text_atomic
+
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------------- `genie keymap`

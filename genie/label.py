@@ -29,7 +29,6 @@ The CSV is written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from genie.errors import GenieError
+from genie.files import atomic_file
 
 SHARD_CHUNK = 256  # frames read from a shard at a time
 COLUMNS = ["source", "episode", "t", "latent_action", "confidence"]
@@ -264,9 +264,8 @@ def label_footage(inputs, world, out: str | Path, action_map: ActionMap | None =
     if out.is_dir():
         raise GenieError(f"--out {out} is a folder; pass a .csv file path")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     rows = 0
-    try:
+    with atomic_file(out) as tmp:
         with tmp.open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(COLUMNS + (["real_action"] if action_map is not None else []))
@@ -287,9 +286,6 @@ def label_footage(inputs, world, out: str | Path, action_map: ActionMap | None =
                     skipped = f" ({short} one-frame episodes skipped)" if short else ""
                     log(f"  {path}: {len(episodes)} episode{'s' * (len(episodes) != 1)}, {done:,} transitions{skipped}")
                 rows += done
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return rows
 
 

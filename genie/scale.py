@@ -45,7 +45,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import os
 import re
 import shutil
 import time
@@ -58,6 +57,7 @@ import torch
 
 from genie.config import load_yaml
 from genie.errors import GenieError
+from genie.files import atomic_file
 
 RESULT_COLUMNS = [
     "name", "overrides", "params", "params_total", "steps", "tokens", "flops_per_step", "train_flops",
@@ -363,12 +363,10 @@ def read_results(path: Path) -> list[dict[str, str]]:
 
 def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite results.csv atomically, so a killed sweep never leaves a torn file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", newline="") as f:
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _portable(path: str, root: Path) -> str:

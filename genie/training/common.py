@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from genie.errors import GenieError
+from genie.files import atomic_file
 
 
 @dataclass
@@ -157,12 +157,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
+        with atomic_file(path) as tmp:  # interrupted mid-save: no half file left behind
             torch.save(checkpoint, tmp)
-            os.replace(tmp, path)
-        finally:  # interrupted mid-save: no half file left behind
-            tmp.unlink(missing_ok=True)
 
 
 class StopOnSignal(L.Callback):

@@ -29,6 +29,7 @@ import yaml
 
 from genie.config import build_sections, load_yaml, parse_overrides
 from genie.errors import GenieError, make_out_dir
+from genie.files import write_text_atomic
 from genie.version import __version__
 
 
@@ -105,12 +106,6 @@ def _is_rank_zero() -> bool:
     from lightning.pytorch.utilities import rank_zero_only
 
     return rank_zero_only.rank == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def resolve_config(stage: str, config: str | None, overrides: list[str], out: Path, resume: bool,
@@ -265,10 +260,10 @@ def _train(stage: str, config: str | None, data: str, out: Path, overrides: list
             clear_run_folder(out)
         make_out_dir(out)
         resolved = {name: asdict(section) for name, section in sections.items()}
-        _write_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
         meta = {"stage": stage, "data": str(data), "tokenizer": tokenizer, "genie_version": __version__}
         if not resume:
-            _write_atomic(out / "run.json", json.dumps(meta, indent=2))
+            write_text_atomic(out / "run.json", json.dumps(meta, indent=2))
 
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -337,7 +332,7 @@ def _wandb_logger(out: Path, project: str, rank_zero: bool):
     if rank_zero and not id_file.exists():
         import uuid
 
-        _write_atomic(id_file, uuid.uuid4().hex[:12])
+        write_text_atomic(id_file, uuid.uuid4().hex[:12])
     run_id = id_file.read_text().strip() if id_file.exists() else None
     logger = WandbLogger(project=project, save_dir=str(out), name=out.name, id=run_id, resume="allow")
     logger._wandb_init.pop("anonymous", None)  # Lightning always passes it; wandb >= 0.19 warns it does nothing
