@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -471,6 +472,23 @@ def read_episodes(data: str | Path, max_frames: int | None = None, shards: list[
                     actions = np.full(end - start, -1, dtype=np.int64)
                 total += end - start
                 yield EpisodeArrays(frames, actions, info, e)
+
+
+def frame_chunks(shard: str | Path, start: int, end: int, chunk: int) -> Iterator[np.ndarray]:
+    """Rows start..end of a shard's frames, `chunk` at a time (uint8 [<=chunk, H, W, 3] each), so a
+    long episode is never all in memory. GenieError naming the shard if a chunk cannot be read."""
+    with h5py.File(shard, "r") as f:
+        for s in range(start, end, chunk):
+            try:
+                yield f["frames"][s : min(s + chunk, end)]
+            except OSError as err:
+                raise GenieError(f"cannot read frames {s}:{end} of {shard} ({err}); re-record or re-ingest it") from None
+
+
+def read_actions(shard: str | Path, start: int, end: int) -> np.ndarray:
+    """Rows start..end of a shard's true actions, int64 (-1 unknown)."""
+    with h5py.File(shard, "r") as f:
+        return f["actions"][start:end].astype(np.int64)
 
 
 def episode_starts(data: str | Path, limit: int | None = None, shards: list[Path] | None = None) -> np.ndarray:

@@ -185,9 +185,7 @@ def keymap_from_labels(latent: np.ndarray, true: np.ndarray, names: list[str], n
 def labeled_transitions(world, data: str | Path, max_transitions: int = 4096):
     """Shards with true actions -> (latent int [N], true int [N], names) over their episodes in
     order, at most max_transitions; true actions are remapped to one list of names."""
-    import h5py
-
-    from data_pipeline.shards import find_shards, read_shard_info
+    from data_pipeline.shards import find_shards, read_episodes, read_shard_info
 
     names: list[str] = []
     latent, true, skipped = [], [], []
@@ -198,16 +196,17 @@ def labeled_transitions(world, data: str | Path, max_transitions: int = 4096):
             skipped.append(shard.name)
             continue
         remap = np.array([_index(names, n) for n in info.action_names] + [-1])  # -1 stays -1
-        with h5py.File(shard, "r") as f:
-            for start, end in info.episodes:
-                if end - start < 2 or total >= max_transitions:
-                    continue
-                end = min(int(end), int(start) + max_transitions - total + 1)
-                acts = f["actions"][start : end - 1].astype(np.int64)
-                acts = np.where((acts >= 0) & (acts < len(info.action_names)), acts, -1)
-                latent.append(world.infer_actions(f["frames"][start:end]))
-                true.append(remap[acts])
-                total += end - start - 1
+        for ep in read_episodes(None, shards=[shard]):
+            if total >= max_transitions:
+                break
+            if len(ep.frames) < 2:
+                continue
+            n = min(len(ep.frames), max_transitions - total + 1)
+            acts = ep.actions[: n - 1]
+            acts = np.where((acts >= 0) & (acts < len(info.action_names)), acts, -1)
+            latent.append(world.infer_actions(ep.frames[:n]))
+            true.append(remap[acts])
+            total += n - 1
     if not latent:
         why = f" ({', '.join(skipped)} have no true actions or action names)" if skipped else ""
         raise GenieError(f"{data}: no labeled episodes{why}; pass shards recorded with true actions "

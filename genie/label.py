@@ -126,30 +126,21 @@ def shard_episodes(data: Path, frame_size: int) -> list[Episode]:
 
 
 def _shard_reader(shard: Path, start: int, end: int, frame_size: int) -> Callable[[], Iterator[np.ndarray]]:
-    import h5py
+    from data_pipeline.shards import frame_chunks
 
     def chunks() -> Iterator[np.ndarray]:
-        with h5py.File(shard, "r") as f:
-            for s in range(start, end, SHARD_CHUNK):
-                try:
-                    frames = f["frames"][s : min(s + SHARD_CHUNK, end)]  # uint8 [n,H,W,3]
-                except OSError as err:
-                    raise GenieError(f"cannot read frames {s}:{end} of {shard} ({err}); re-record or re-ingest it") from None
-                if frames.shape[1:3] != (frame_size, frame_size):
-                    frames = np.stack([_convert(img, frame_size, shard) for img in frames])
-                yield frames
+        for frames in frame_chunks(shard, start, end, SHARD_CHUNK):  # uint8 [n,H,W,3]
+            if frames.shape[1:3] != (frame_size, frame_size):
+                frames = np.stack([_convert(img, frame_size, shard) for img in frames])
+            yield frames
 
     return chunks
 
 
 def _shard_actions(shard: Path, start: int, end: int) -> Callable[[], np.ndarray]:
-    import h5py
+    from data_pipeline.shards import read_actions
 
-    def read() -> np.ndarray:
-        with h5py.File(shard, "r") as f:
-            return f["actions"][start:end].astype(np.int64)
-
-    return read
+    return lambda: read_actions(shard, start, end)
 
 
 def frame_size(world) -> int:
