@@ -5,6 +5,7 @@ video x[0..T-1] uint8 -> patches of x_t and of x_t - x_{t-1} -> ST encoder (caus
     -> a_t, one action per transition t -> t+1
 decoder: ST decoder over frames 0..T-2 with a_t added to every patch of frame t (causal in time;
     with decoder_history=False each frame t alone) -> predicts frame t+1 as frame t plus a residual
+    (with warp=True: frame t moved by a flow the decoder predicts per patch, plus a residual)
 
 The decoder never sees frame t+1, so everything it needs to know about the change from t to t+1
 must pass through the num_actions-way bottleneck. The encoder sees each frame's difference from
