@@ -22,7 +22,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # ffmpeg's own messages; 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from data_pipeline.shards import ShardWriter  # noqa: E402
+from data_pipeline.shards import ShardWriter, remove_stale_temp_files  # noqa: E402
 from genie.errors import GenieError  # noqa: E402
 
 VIDEO_EXTS = {".mp4", ".avi", ".webm", ".mov", ".mkv"}
@@ -258,6 +258,8 @@ def ingest(
             raise GenieError(
                 f"{out / (name + '.h5')} already exists; pass another --out instead of overwriting it"
             )
+    for name in names:  # what a killed ingest of the same inputs left
+        remove_stale_temp_files(out, name, log, "an ingest of the same input is running into this folder", f"{name}.h5")
     writers: list[ShardWriter] = []
     with contextlib.ExitStack() as stack:
         for p, name in zip(paths, names):

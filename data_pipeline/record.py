@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_pipeline.shards import RecordStats, check_free, stop_between_episodes, temp_files
+from data_pipeline.shards import RecordStats, check_free, remove_stale_temp_files, stop_between_episodes
 from genie.errors import GenieError, make_out_dir
 from genie.files import write_text_atomic
 
@@ -67,7 +67,7 @@ def record(
         check_free(out, prefix)
     _record_fn(env)  # fail fast (e.g. procgen missing) before starting workers
     make_out_dir(out)
-    _remove_stale_temp_files(out, prefix, log)
+    remove_stale_temp_files(out, f"{prefix}-", log, "a recording with the same --seed is running into this folder")
     if resume and log is not None:
         log(f"finishing the interrupted recording {prefix} in {out} (its complete shards are kept)")
     recording = out / f"{prefix}{RECORDING}"
@@ -111,17 +111,3 @@ def unfinished(out: Path, prefix: str, settings: dict) -> bool:
     raise GenieError(f"{out} holds the unfinished recording {prefix} made with other settings ({changed} was "
                      f"{before.get(changed)!r}, now {settings.get(changed)!r}); rerun that command to finish it "
                      f"(its settings: {path}), or record into another --out or with another --seed")
-
-
-def _remove_stale_temp_files(out: Path, prefix: str, log) -> None:
-    """Delete the temp files of `prefix`'s shards left by a killed recording; GenieError if a
-    recording that is still running writes one (two recordings of one seed into one folder)."""
-    for path, pid, running in temp_files(out, f"{prefix}-"):
-        if path.parent != out:
-            continue
-        if running:
-            raise GenieError(f"{path} is being written by process {pid}: a recording with the same --seed is running "
-                             "into this folder; wait for it, or stop it and run this again")
-        path.unlink()
-        if log is not None:
-            log(f"  removed {path.name}, the unfinished shard of an interrupted recording")

@@ -293,6 +293,21 @@ def temp_files(folder: str | Path, prefix: str = "") -> list[tuple[Path, int | N
     return found
 
 
+def remove_stale_temp_files(folder: Path, prefix: str, log, running: str, shard: str | None = None) -> None:
+    """Delete the shard temp files in `folder` whose names start with `prefix` (or, with `shard`,
+    those of that one shard name) and whose writer is gone (a killed run's), saying so through
+    `log`; GenieError if one is still being written (`running` says by what)."""
+    for path, pid, alive in temp_files(folder, prefix):
+        if path.parent != Path(folder) or (shard is not None and path.name.rsplit(TEMP_MARK, 1)[0] != shard):
+            continue
+        if alive:
+            raise GenieError(f"{path} is being written by process {pid}: {running}; wait for it, or stop it "
+                             "and run this again")
+        path.unlink()
+        if log is not None:
+            log(f"  removed {path.name}, the unfinished shard of an interrupted run")
+
+
 def _running(pid: int) -> bool:
     if pid == os.getpid():
         return True

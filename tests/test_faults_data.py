@@ -189,3 +189,19 @@ def test_verify_finds_a_shard_damaged_mid_file(tmp_path, capsys):
     code, _, err = genie(capsys, "data", "inspect", shards[1], "--verify", "--json")
     assert code == 2 and str(shards[1]) in err
     assert json.loads(genie(capsys, "data", "inspect", shards[0], "--verify", "--json")[1])["total"]["episodes"] == 4
+
+
+def test_rerunning_a_killed_ingest_removes_its_stale_temp_file(tmp_path, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(frames / f"f{i}.png"), np.full((16, 16, 3), 40 * i, np.uint8))
+    out = tmp_path / "data"
+    out.mkdir()
+    stale = out / "frames.h5.tmp-999999"  # left by an ingest that was killed (no such process)
+    stale.write_bytes(b"half a shard")
+    other = out / "frames-2.h5.tmp-999999"  # another input's: not ours to remove
+    other.write_bytes(b"x")
+    code, shown, _ = genie(capsys, "ingest", str(frames), "--out", str(out))
+    assert code == 0 and not stale.exists() and other.exists() and "removed frames.h5.tmp-999999" in shown
+    assert [p.name for p in find_shards(out)] == ["frames.h5"]
