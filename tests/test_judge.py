@@ -78,6 +78,7 @@ def test_judge_train_refuses_bad_flags_and_an_out_that_is_not_a_judge(synthetic,
     assert (keep / "precious.txt").read_text() == "do not replace me"
 
 
+@pytest.mark.slow  # ~45-90 s (records CoinRun, trains a judge): out of the default run to keep CI under 15 minutes
 @pytest.mark.skipif(not __import__("importlib").util.find_spec("procgen"), reason="procgen not installed")
 def test_judge_reads_coinrun_movement_classes_above_the_majority(tmp_path):
     data = tmp_path / "coinrun"
