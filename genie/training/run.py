@@ -95,6 +95,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen tokenizer
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")  # a resumed run's own
+    # clips are drawn at random: a run resumed mid-epoch loses nothing but the order of its draws
+    warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
     # usage counts are summed across ranks before they are logged
     warnings.filterwarnings("ignore", message=r".*self\.log\('val/(codebook|action)_usage'.*sync_dist=True.*")
 
