@@ -9,8 +9,8 @@ number of steps that the budget buys, export, run `genie eval` (all of it: hold-
 kept, key following read by the judge, probes beside the judge) on held-out levels, and append one
 row per seed to RESULTS.md with --append-results. Recipes are compared at equal compute: the budget
 is counted training FLOPs (genie.scale.measure_models: dynamics + LAM forward and backward and the
-frozen tokenizer's encoding, per clip, times the batch), not wall time, so a change that makes
-each step dearer gets fewer steps. The row also says the wall time each seed took here.
+frozen tokenizer's encoding, per clip, times the batch; with train.lam_steps the LAM phase's steps
+are counted at the LAM's cost), not wall time, so a change that makes each step dearer gets fewer steps. The row also says the wall time each seed took here.
 
 Rerunning the same command resumes: a seed whose eval.json exists is read back, a seed killed
 during training continues from its last checkpoint (checkpoints every train.ckpt_every steps).
@@ -36,7 +36,7 @@ from common import report  # noqa: E402
 from genie.bundle import load_tokenizer  # noqa: E402
 from genie.errors import GenieError  # noqa: E402
 from genie.evaluate import evaluate  # noqa: E402
-from genie.scale import measure_models, train_resumable  # noqa: E402
+from genie.scale import measure_models, steps_for_budget, train_resumable  # noqa: E402
 from genie.training.run import export_run, resolve_config  # noqa: E402
 
 
@@ -45,9 +45,11 @@ def plan(config: str, overrides: list[str], tokenizer: str, budget: float, out: 
     tokenizer_cfg = load_tokenizer(tokenizer).config
     sections = resolve_config("world", config, overrides, out, resume=False, tokenizer_cfg=tokenizer_cfg)
     m = measure_models(sections, tokenizer_cfg)
-    flops_per_step = sections["train"].batch_size * m["total_flops"]
-    steps = max(1, round(budget / flops_per_step))
-    return {"steps": steps, "flops_per_step": flops_per_step, "params_total": m["params_total"]}
+    try:
+        steps = steps_for_budget(sections["train"], m, budget)
+    except ValueError as err:
+        raise GenieError(f"--budget-flops: {err}") from None
+    return {"steps": steps, "flops_per_step": budget / steps, "params_total": m["params_total"]}
 
 
 def run_seed(args, overrides: list[str], seed: int, steps: int) -> tuple[dict, float]:
@@ -112,7 +114,7 @@ def main() -> None:
     try:
         p = plan(args.config, overrides, args.tokenizer, args.budget_flops, Path(args.out) / "plan")
         print(f"recipe {args.name or '(unnamed)'}: {p['params_total'] / 1e6:.2f}M params, "
-              f"{p['flops_per_step']:.3g} FLOPs a step -> {p['steps']} steps for {args.budget_flops:.3g} FLOPs")
+              f"{p['flops_per_step']:.3g} FLOPs a step (mean) -> {p['steps']} steps for {args.budget_flops:.3g} FLOPs")
         rows = []
         for seed in range(args.seeds):
             result, seconds = run_seed(args, overrides, seed, p["steps"])

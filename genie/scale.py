@@ -163,10 +163,12 @@ def count_flops(step) -> int:
 
 def measure_models(sections: dict[str, Any], tokenizer_cfg) -> dict[str, int]:
     """Parameters and training FLOPs of one clip of train.clip_len frames for a world config ->
-    {params, params_total, dyn_flops, total_flops} (params_total: dynamics + LAM).
+    {params, params_total, dyn_flops, lam_flops, lam_infer_flops, encode_flops, total_flops}
+    (params_total: dynamics + LAM).
 
-    dyn_flops: forward + backward of the dynamics' masked-token loss; total_flops adds the LAM's
-    forward + backward and the frozen tokenizer's encoding (what a WorldModule training step runs).
+    dyn_flops: forward + backward of the dynamics' masked-token loss; lam_flops: the LAM's forward
+    + backward; lam_infer_flops: its encoder alone (a frozen LAM); encode_flops: the frozen
+    tokenizer's encoding; total_flops: what a co-training WorldModule step runs (dyn + lam + encode).
     FLOPs grow linearly with the batch, so one clip is counted, on a GPU when there is one."""
     from genie.dynamics import Dynamics
     from genie.lam import LatentActionModel
@@ -183,10 +185,26 @@ def measure_models(sections: dict[str, Any], tokenizer_cfg) -> dict[str, int]:
         actions = lam(frames).actions
     encode = count_flops(lambda: tokenizer.encode(frames))
     lam_step = count_flops(lambda: lam.loss(frames, lam(frames))[0].backward())
+    lam_infer = count_flops(lambda: lam.infer_actions(frames))
     dyn_step = count_flops(lambda: dynamics.loss(tokens, actions)[0].backward())
     params = sum(p.numel() for p in dynamics.parameters())
     return {"params": params, "params_total": params + sum(p.numel() for p in lam.parameters()),
-            "dyn_flops": dyn_step, "total_flops": dyn_step + lam_step + encode}
+            "dyn_flops": dyn_step, "lam_flops": lam_step, "lam_infer_flops": lam_infer, "encode_flops": encode,
+            "total_flops": dyn_step + lam_step + encode}
+
+
+def steps_for_budget(train, m: dict[str, int], budget: float) -> int:
+    """Training steps that `budget` counted FLOPs buy a world run (m from measure_models): co-trained
+    steps cost total_flops a clip; with train.lam_steps, those steps cost lam_flops and the rest
+    dyn + lam_infer + encode. A budget below the LAM phase's cost is an error (ValueError)."""
+    if not train.lam_steps:
+        return max(1, round(budget / (train.batch_size * m["total_flops"])))
+    left = budget - train.lam_steps * train.batch_size * m["lam_flops"]
+    dyn_step = train.batch_size * (m["dyn_flops"] + m["lam_infer_flops"] + m["encode_flops"])
+    if left < dyn_step:
+        raise ValueError(f"a budget of {budget:.3g} FLOPs does not cover train.lam_steps={train.lam_steps} "
+                         f"LAM steps ({budget - left:.3g} FLOPs) and one dynamics step")
+    return train.lam_steps + round(left / dyn_step)
 
 
 def plan_point(sweep: Sweep, point: Point, overrides: list[str], tokenizer_cfg, run: Path) -> tuple[dict, dict]:

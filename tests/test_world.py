@@ -260,6 +260,45 @@ def test_world_run_resumes_and_continues(trained_world, tmp_path):
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
 
 
+def test_lam_steps_train_the_lam_first_then_the_dynamics_on_its_frozen_actions(trained_world, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "world", "--data", str(trained_world / "data"), "--out", str(run), *FAST]
+    assert main([*args, "--config", str(ROOT / "configs/tiny/world.yaml"), "--tokenizer",
+                 str(trained_world / "tok.bundle"), "train.max_steps=2", "train.lam_steps=1",
+                 "train.val_every=100"]) == 0
+
+    def weights(step):
+        state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+        assert state["global_step"] == step
+        return ({k: v for k, v in state["state_dict"].items() if k.startswith("lam.")},
+                {k: v for k, v in state["state_dict"].items() if k.startswith("dynamics.")})
+
+    lam2, dyn2 = weights(2)
+    assert main([*args, "--resume", "train.max_steps=4"]) == 0
+    lam4, dyn4 = weights(4)
+    assert all(torch.equal(lam2[k], lam4[k]) for k in lam2)  # frozen: not even a codebook restart
+    assert any(not torch.equal(dyn2[k], dyn4[k]) for k in dyn2)
+
+
+def test_lam_steps_restart_the_learning_rate_schedule_and_count_in_the_budget():
+    from genie.scale import steps_for_budget
+    from genie.training.common import TrainConfig, make_optimizer
+
+    cfg = TrainConfig(max_steps=100, warmup_steps=10, lam_steps=40, batch_size=2)
+    sched = make_optimizer(torch.nn.Linear(2, 2), cfg, phase_starts=(cfg.lam_steps,))["lr_scheduler"]["scheduler"]
+    factors = [sched.lr_lambdas[0](step) for step in range(100)]
+    assert factors[0] == factors[40] == 0.1 and factors[9] == factors[49] == 1.0  # a warm-up in each phase
+    assert factors[39] < 0.2 and factors[99] < 0.2  # each phase decays to its end
+    m = {"total_flops": 10, "dyn_flops": 6, "lam_flops": 3, "lam_infer_flops": 1, "encode_flops": 1}
+    co = TrainConfig(batch_size=2)
+    assert steps_for_budget(co, m, 2000) == 100
+    assert steps_for_budget(cfg, m, 40 * 2 * 3 + 16 * 60) == 40 + 60  # the LAM's steps cost 3, the rest 8
+    with pytest.raises(ValueError, match="lam_steps"):
+        steps_for_budget(cfg, m, 100)
+    with pytest.raises(ValueError, match="lam_steps"):
+        TrainConfig(max_steps=10, lam_steps=10)
+
+
 def test_eval_writes_json_with_delta_psnr_and_probe(trained_world, tmp_path, capsys):
     out = tmp_path / "eval.json"
     assert main(["eval", str(trained_world / "world.bundle"), "--data", str(trained_world / "data"),

@@ -47,6 +47,10 @@ class TrainConfig:
     wandb_project: str = "genie"
     progress_bar: bool = True
     compile: bool = False  # torch.compile the model (GPU)
+    # world stage only: the first lam_steps steps train the LAM alone; then it is frozen and the
+    # dynamics trains on its actions for the rest of max_steps (Jafar's and Jasmine's order), each
+    # phase with its own warm-up and cosine decay. 0: both train together from the first step
+    lam_steps: int = 0
 
     def __post_init__(self) -> None:
         """ValueError naming the first key outside its range, its value and the range allowed
@@ -59,6 +63,9 @@ class TrainConfig:
                 good = False
             if not good:
                 raise ValueError(f"key '{key}' must be {allowed}, got {value!r}")
+        if self.lam_steps and self.lam_steps >= self.max_steps:
+            raise ValueError(f"key 'lam_steps' must be < max_steps ({self.max_steps}) so the dynamics trains, "
+                             f"got {self.lam_steps}")
 
 
 def _finite(v) -> bool:
@@ -83,6 +90,7 @@ _TRAIN_RANGES = {  # TrainConfig key -> (test, the range allowed, as the error s
     "log_every": (lambda v: v >= 1, ">= 1"),
     "ckpt_every": (lambda v: v >= 1, ">= 1"),
     "seed": (lambda v: 0 <= v < 2**32, "from 0 to 2**32 - 1"),
+    "lam_steps": (lambda v: v >= 0, ">= 0"),
 }
 
 
@@ -95,10 +103,12 @@ def resolve_precision(cfg: TrainConfig) -> str:
 _DECAYED = (nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig):
+def make_optimizer(model: nn.Module, cfg: TrainConfig, phase_starts: tuple[int, ...] = ()):
     """AdamW with weight decay on the weights of linear, conv and embedding layers only (not on
     biases, norms, positional tables or codebooks), linear warm-up then cosine decay (per step).
-    Layers are told by type, not by p.ndim: under FSDP the parameters are flat 1-D shards."""
+    Layers are told by type, not by p.ndim: under FSDP the parameters are flat 1-D shards.
+    Each step in phase_starts begins a new phase: warm-up and decay start again there and end at
+    the next phase's start (or max_steps). Parameters left without a gradient are not touched."""
     decay, no_decay = [], []
     for layer in model.modules():
         for name, p in layer.named_parameters(recurse=False):
@@ -109,10 +119,14 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
     # precision (it unscales gradients inside its step), and clipping is on by default
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), foreach=True)
 
+    bounds = [0, *sorted(s for s in phase_starts if 0 < s < cfg.max_steps), cfg.max_steps]
+
     def schedule(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+        start, end = next((a, b) for a, b in zip(bounds, bounds[1:]) if step < b or b == cfg.max_steps)
+        step, span, warmup = step - start, end - start, cfg.warmup_steps
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, span - warmup))
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)

@@ -129,6 +129,8 @@ def resolve_config(stage: str, config: str | None, overrides: list[str], out: Pa
     sections = build_sections(raw, spec.sections, pairs, source)
     if stage == "world":
         _derive_world_sections(sections, tokenizer_cfg, source)
+    elif sections["train"].lam_steps:
+        raise GenieError(f"{source}: train.lam_steps is for the world stage (the tokenizer has no LAM)")
     try:
         spec.module(**_module_kwargs(sections, tokenizer_cfg))
     except ValueError as err:

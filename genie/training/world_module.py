@@ -4,6 +4,10 @@ Per batch of clips (uint8 [B,T,H,W,3]): the frozen tokenizer gives tokens [B,T,h
 infers actions a[B,T-1] from pixels and is trained to reconstruct frames 1..T-1 from frames
 0..T-2 plus a; the dynamics model learns masked-token prediction given tokens and those actions
 (as ids, so no gradient flows from the dynamics into the LAM). Loss = LAM loss + dynamics CE.
+
+With train.lam_steps = N the two train one after the other instead: steps 0..N-1 the LAM alone
+(no tokenizer, no dynamics), then the LAM is frozen (eval mode, no gradient) and the dynamics
+learns on the actions it infers, which no longer shift under it.
 """
 
 from __future__ import annotations
@@ -46,23 +50,50 @@ class WorldModule(L.LightningModule):
     def train(self, mode: bool = True):
         super().train(mode)
         self.tokenizer.eval()  # frozen: no dead-code restarts, no dropout
+        if self.lam_frozen:
+            self.lam.eval()
         return self
+
+    @property
+    def lam_frozen(self) -> bool:
+        """Whether the LAM phase of train.lam_steps is over (always False when co-training)."""
+        steps = self.train_config.lam_steps
+        return steps > 0 and self._trainer is not None and self.trainer.global_step >= steps
+
+    def on_train_batch_start(self, batch, batch_idx):
+        if self.lam_frozen and self.lam.training:  # the first step of the dynamics phase
+            self.lam.eval().requires_grad_(False)
 
     def training_step(self, batch, batch_idx):
         frames = batch["frames"]
+        steps = self.train_config.lam_steps
+        if steps and self.trainer.global_step < steps:  # the LAM alone
+            out = self.lam(frames)
+            loss, lam_mse = self.lam.loss(frames, out)
+            self._log_lam(lam_mse, out)
+            self.log_dict({"train/loss": loss})
+            self.log("loss", loss, prog_bar=True, logger=False)
+            return loss
         with torch.no_grad():
             tokens = self.tokenizer.encode(frames).indices
-        out = self.lam(frames)
-        lam_total, lam_mse = self.lam.loss(frames, out)
-        dyn_loss, dyn_acc = self.dynamics.loss(tokens, out.actions)
-        loss = lam_total + dyn_loss
-        self.log_dict({
-            "train/loss": loss, "train/lam_mse": lam_mse, "train/lam_psnr": 10 * torch.log10(4.0 / lam_mse.detach()),
-            "train/dyn_loss": dyn_loss, "train/dyn_acc": dyn_acc,
-            "train/action_perplexity": out.vq.perplexity, "train/action_usage": out.vq.usage,
-        })
+        if self.lam_frozen:
+            with torch.no_grad():
+                actions = self.lam.infer_actions(frames)
+            loss, dyn_acc = self.dynamics.loss(tokens, actions)
+        else:
+            out = self.lam(frames)
+            lam_total, lam_mse = self.lam.loss(frames, out)
+            dyn_loss, dyn_acc = self.dynamics.loss(tokens, out.actions)
+            loss = lam_total + dyn_loss
+            self._log_lam(lam_mse, out)
+        self.log_dict({"train/loss": loss, "train/dyn_loss": loss if self.lam_frozen else dyn_loss,
+                       "train/dyn_acc": dyn_acc})
         self.log("loss", loss, prog_bar=True, logger=False)
         return loss
+
+    def _log_lam(self, lam_mse: torch.Tensor, out) -> None:
+        self.log_dict({"train/lam_mse": lam_mse, "train/lam_psnr": 10 * torch.log10(4.0 / lam_mse.detach()),
+                       "train/action_perplexity": out.vq.perplexity, "train/action_usage": out.vq.usage})
 
     def on_validation_epoch_start(self):
         self._action_counts = torch.zeros(self.lam_config.num_actions, device=self.device)
@@ -115,7 +146,7 @@ class WorldModule(L.LightningModule):
                                  caption=["real above generated (inferred actions)"])
 
     def configure_optimizers(self):
-        return make_optimizer(self.model, self.train_config)
+        return make_optimizer(self.model, self.train_config, phase_starts=(self.train_config.lam_steps,))
 
     def tokens_per_sample(self, clip_len: int) -> int:
         gh, gw = self.tokenizer_config.grid
