@@ -43,7 +43,9 @@ from genie.training.run import export_run, resolve_config  # noqa: E402
 def plan(config: str, overrides: list[str], tokenizer: str, budget: float, out: Path) -> dict:
     """Steps the budget buys for this recipe, and what one step costs."""
     tokenizer_cfg = load_tokenizer(tokenizer).config
-    sections = resolve_config("world", config, overrides, out, resume=False, tokenizer_cfg=tokenizer_cfg)
+    # the budget sets max_steps (so the config's own may be below train.lam_steps)
+    sections = resolve_config("world", config, [*overrides, "train.max_steps=1000000000"], out, resume=False,
+                              tokenizer_cfg=tokenizer_cfg)
     m = measure_models(sections, tokenizer_cfg)
     try:
         steps = steps_for_budget(sections["train"], m, budget)
