@@ -12,14 +12,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_pipeline.dataset import ClipDataset  # noqa: E402
 from data_pipeline.record import record  # noqa: E402
-from data_pipeline.shards import ShardWriter, find_shards  # noqa: E402
+from data_pipeline.shards import ShardWriter, find_shards, read_episodes  # noqa: E402
 from data_pipeline.synthetic import SyntheticGame  # noqa: E402
 from genie.errors import GenieError  # noqa: E402
 
@@ -139,7 +138,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         bench_recorders(tmp, rows)
         real = tmp / "coinrun" if (tmp / "coinrun").exists() else tmp / "synth"
-        frames = np.concatenate([h5py.File(p)["frames"][:] for p in find_shards(real)])[:4000]
+        frames = np.concatenate([ep.frames for ep in read_episodes(real, max_frames=4000)])[:4000]
         bench_writes(tmp, rows, frames)
         bench_reads(find_shards(real), rows, f"{real.name}, gzip-4")
         if args.compare_compression:

@@ -37,8 +37,9 @@ from common import report  # noqa: E402
 from data_pipeline.policy import StickyRandomPolicy  # noqa: E402
 from data_pipeline.synthetic import ACTION_NAMES, SyntheticGame  # noqa: E402
 from genie.config import build_sections, load_yaml, parse_overrides  # noqa: E402
-from genie.evaluate import lookup_probe, probe_metrics, split_shards  # noqa: E402
-from genie.lam import LAMConfig, LatentActionModel  # noqa: E402
+from genie.eval.action_map import lookup_probe  # noqa: E402
+from genie.eval.evaluate import probe_metrics, split_shards  # noqa: E402
+from genie.models.lam import LAMConfig, LatentActionModel  # noqa: E402
 from genie.world import resolve_device  # noqa: E402
 
 
@@ -199,7 +200,7 @@ def main() -> None:
 
 
 def train_on_shards(args, config: LAMConfig) -> None:
-    from genie.judge import Judge
+    from genie.eval.judge import Judge
 
     episodes = [e for e in shard_clips(args.data, args.max_frames) if len(e) >= args.clip_len]
     lengths = np.array([len(e) for e in episodes])

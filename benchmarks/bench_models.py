@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import ProgressRows, report, sync  # noqa: E402
 
 from genie.config import build_sections, load_yaml  # noqa: E402
-from genie.dynamics import Dynamics, DynamicsConfig  # noqa: E402
-from genie.lam import LAMConfig, LatentActionModel  # noqa: E402
-from genie.tokenizer import TokenizerConfig, VideoTokenizer, frames_to_float  # noqa: E402
+from genie.models.dynamics import Dynamics, DynamicsConfig  # noqa: E402
+from genie.models.lam import LAMConfig, LatentActionModel  # noqa: E402
+from genie.models.tokenizer import TokenizerConfig, VideoTokenizer, frames_to_float  # noqa: E402
 from genie.training.common import TrainConfig, make_optimizer  # noqa: E402
 from genie.world import SampleConfig, World, resolve_device  # noqa: E402
 

@@ -4,7 +4,7 @@ python benchmarks/bench_play.py                          # the default world, wo
 python benchmarks/bench_play.py --world bundles/world --threads 1 --append-results
 python benchmarks/bench_play.py --random-world --scale small   # configs/small with random weights
 
-Each frame is what play.py does per key press: genie.play.Player.step (World.step with the
+Each frame is what play.py does per key press: genie.play.player.Player.step (World.step with the
 action as a device tensor, one host copy) and Player.draw (blit, nearest-neighbour upscale, HUD,
 flip), in a pygame window on SDL's dummy driver. Timing starts once the context window is full.
 Without worlds/coinrun (e.g. in a checkout that removed it), or with --random-world, the world is
@@ -33,7 +33,7 @@ from bench_models import build_world, full_window, params  # noqa: E402
 from common import count_flops, report, sync  # noqa: E402
 
 from genie.bundle import bundle_prompts  # noqa: E402
-from genie.play import DEFAULT_WORLD, Player  # noqa: E402
+from genie.play.player import DEFAULT_WORLD, Player  # noqa: E402
 from genie.world import World, resolve_device  # noqa: E402
 
 VARIANTS = {"eager": False, "torch.compile": True}  # World(compile=...)

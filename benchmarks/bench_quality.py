@@ -3,7 +3,7 @@
 python benchmarks/bench_quality.py bundles/tok --data data/coinrun-heldout --note "small tokenizer, 3000 steps"
 python benchmarks/bench_quality.py worlds/coinrun --data data/coinrun-heldout --judge judges/coinrun --append-results
 
-Runs genie.evaluate.evaluate (the same code and defaults as `genie eval`) and reports tokenizer
+Runs genie.eval.evaluate.evaluate (the same code and defaults as `genie eval`) and reports tokenizer
 PSNR/SSIM, and for a world bundle what a player sees: the gain over holding the prompt still
 (t = 1..16 and its minimum), detail kept at t = 8/16/30, key following read by the judge beside
 the real game's, the probes beside the judge and the majority baseline, delta-t PSNR at t = 4
@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import report  # noqa: E402
 
-from genie.evaluate import evaluate  # noqa: E402
-from genie.evaluate import format_shares as shares  # noqa: E402
+from genie.eval.evaluate import evaluate  # noqa: E402
+from genie.eval.evaluate import format_shares as shares  # noqa: E402
 
 
 def quality_rows(r: dict, what: str) -> list[tuple[str, str]]:

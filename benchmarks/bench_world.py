@@ -8,7 +8,7 @@ For each seed (train.seed = 0, 1, ...): train `genie train world` with the overr
 number of steps that the budget buys, export, run `genie eval` (all of it: hold-still gain, detail
 kept, key following read by the judge, probes beside the judge) on held-out levels, and append one
 row per seed to RESULTS.md with --append-results. Recipes are compared at equal compute: the budget
-is counted training FLOPs (genie.scale.measure_models: dynamics + LAM forward and backward and the
+is counted training FLOPs (genie.training.scale.measure_models: dynamics + LAM forward and backward and the
 frozen tokenizer's encoding, per clip, times the batch; with train.lam_steps the LAM phase's steps
 are counted at the LAM's cost), not wall time, so a change that makes each step dearer gets fewer steps. The row also says the wall time each seed took here.
 
@@ -35,9 +35,9 @@ from common import report  # noqa: E402
 
 from genie.bundle import load_tokenizer  # noqa: E402
 from genie.errors import GenieError  # noqa: E402
-from genie.evaluate import evaluate  # noqa: E402
-from genie.scale import measure_models, steps_for_budget, train_resumable  # noqa: E402
+from genie.eval.evaluate import evaluate  # noqa: E402
 from genie.training.run import export_run, resolve_config  # noqa: E402
+from genie.training.scale import measure_models, steps_for_budget, train_resumable  # noqa: E402
 
 
 def plan(config: str, overrides: list[str], tokenizer: str, budget: float, out: Path) -> dict:

@@ -56,11 +56,14 @@ def main() -> None:
     run("eval", str(out / "world.bundle"), "--data", str(out / "data/heldout"), "--json", str(out / "eval.json"),
         "--clips", "64", "--horizon", "8")
     frame = out / "prompt.png"
-    import cv2
-    import h5py
+    import itertools
 
-    with h5py.File(next((out / "data/heldout").glob("*.h5")), "r") as f:
-        cv2.imwrite(str(frame), cv2.cvtColor(f["frames"][0], cv2.COLOR_RGB2BGR))
+    import cv2
+
+    from data_pipeline.shards import read_episodes
+
+    first_two = list(itertools.islice(read_episodes(out / "data/heldout"), 2))
+    cv2.imwrite(str(frame), cv2.cvtColor(first_two[0].frames[0], cv2.COLOR_RGB2BGR))
     run("sample", str(out / "world.bundle"), "--prompt", str(frame), "--all-actions", "--length", "8",
         "--out", str(out / "all-actions.gif"))
     run("keymap", str(out / "world.bundle"), "--data", str(out / "data/train"))
@@ -70,9 +73,7 @@ def main() -> None:
     subprocess.run([sys.executable, str(ROOT / "play.py"), "--world", str(out / "world.bundle"), "--prompt", str(frame),
                     "--keys", keys, "--record", str(out / "play.gif"), "--scale", "4"], env=env, check=True)
     video = out / "heldout.mp4"
-    with h5py.File(next((out / "data/heldout").glob("*.h5")), "r") as f:
-        start_row, end_row = f["episodes"][1]
-        frames = f["frames"][start_row:end_row]
+    frames = first_two[1].frames
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 15, (64, 64))
     for image in frames:
         writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))

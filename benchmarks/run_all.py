@@ -34,7 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 
@@ -46,7 +45,7 @@ from bench_models import TrainBench, tokenizer_training, training_rate, world_st
 from bench_play import best_play_rate, describe, step_flops, world_factory  # noqa: E402
 from common import RESULTS, append_results, command_line, count_flops, matmul_peak  # noqa: E402
 
-from data_pipeline.shards import find_shards  # noqa: E402
+from data_pipeline.shards import find_shards, read_episodes  # noqa: E402
 from genie.world import World, resolve_device  # noqa: E402
 
 Row = tuple[str, str, str]  # (suite row, value, ratio to peak)
@@ -167,8 +166,7 @@ def data_rows(s: Settings) -> list[Row]:
 
 
 def read_frames(shard: Path) -> np.ndarray:
-    with h5py.File(shard, "r") as f:
-        return f["frames"][:]
+    return np.concatenate([ep.frames for ep in read_episodes(None, shards=[shard])])
 
 
 def log(text: str) -> None:

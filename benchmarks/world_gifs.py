@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_pipeline.ingest import read_prompt  # noqa: E402
 from genie.bundle import bundle_prompts  # noqa: E402
-from genie.keymap import KEYS, bundle_keymap  # noqa: E402
-from genie.sample import compose, rollout, save_animation  # noqa: E402
+from genie.play.keymap import KEYS, bundle_keymap  # noqa: E402
+from genie.play.sample import compose, rollout, save_animation  # noqa: E402
 
 # The scripted play-through: (key, frames). Right along the level, a jump, back left, stand still.
 SCRIPT = (("right", 6), ("jump", 3), ("right", 6), ("left", 4), ("noop", 3))

@@ -6,7 +6,7 @@ reads them through ActionClasses:
   letter keys do nothing, so they join NOOP; UP jumps); any other footage keeps one class per action.
 - horizontal: each class's sideways direction, read off its name: -1 if it says "left", +1 if
   "right", 0 otherwise (CoinRun's LEFT+JUMP is left; JUMP and NOOP are no horizontal move).
-The judge (genie.judge) is trained on the classes; key following is read on `horizontal`.
+The judge (genie.models.judge) is trained on the classes; key following is read on `horizontal`.
 """
 
 from __future__ import annotations

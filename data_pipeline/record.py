@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from data_pipeline.shards import RecordStats, check_free, remove_stale_temp_files, stop_between_episodes
-from genie.errors import GenieError, make_out_dir
-from genie.files import write_text_atomic
+from genie.errors import GenieError
+from genie.files import make_out_dir, write_text_atomic
 
 
 def _record_fn(env: str):

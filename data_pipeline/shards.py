@@ -28,7 +28,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from genie.errors import GenieError, make_out_dir
+from genie.errors import GenieError
+from genie.files import make_out_dir
 
 SHARD_VERSION = 1
 # gzip level 4 vs lzf on 64x64 CoinRun footage in 16-frame chunks: 8.4x vs 3.1x smaller than raw

@@ -25,6 +25,17 @@ class Parser(argparse.ArgumentParser):
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
+    def parse_or_status(self, argv: list[str], known: bool = False):
+        """-> (args, extra arguments) as parse_known_args, or the exit status (int) when parsing
+        ends the command instead: 0 after --help, 2 after a bad value (already reported)."""
+        try:
+            args, extra = self.parse_known_args(argv)
+            if extra and not known:
+                self.error(f"unrecognized arguments: {' '.join(extra)}")
+        except SystemExit as stop:
+            return stop.code if isinstance(stop.code, int) else 2
+        return args, extra
+
 
 def int_at_least(low: int, high: int | None = None):
     """An argparse type: an integer in [low, high]."""

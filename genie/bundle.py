@@ -19,7 +19,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from genie.errors import GenieError, make_out_dir
+from genie.errors import GenieError
+from genie.files import make_out_dir
 from genie.version import __version__
 
 FORMAT = "genie-bundle"
@@ -183,7 +184,7 @@ def component(config: dict[str, Any], weights: dict[str, torch.Tensor], name: st
 def load_tokenizer(path: str | Path, device: str | torch.device = "cpu"):
     """Load the VideoTokenizer of a bundle, in eval mode on `device`."""
     from genie.config import from_dict
-    from genie.tokenizer import TokenizerConfig, VideoTokenizer
+    from genie.models.tokenizer import TokenizerConfig, VideoTokenizer
 
     config, weights = read_bundle(path)
     cfg, state = component(config, weights, "tokenizer", Path(path))

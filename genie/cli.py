@@ -52,7 +52,7 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from genie.evaluate import run_eval
+    from genie.eval.evaluate import run_eval
 
     run_eval(args.bundle, args.data, args.json, max_clips=args.clips, horizon=args.horizon,
              prompt_frames=args.prompt_frames, steps=args.steps, temperature=args.temperature,
@@ -61,7 +61,7 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _sample(args: argparse.Namespace) -> None:
-    from genie.sample import run_sample
+    from genie.play.sample import run_sample
 
     path = run_sample(args.bundle, args.prompt, args.out, actions=args.actions, all_actions=args.all_actions,
                       length=args.length, steps=args.steps, temperature=args.temperature, seed=args.seed,
@@ -76,13 +76,13 @@ def _label(args: argparse.Namespace) -> None:
 
 
 def _play(args: argparse.Namespace) -> None:
-    from genie.play import play
+    from genie.play.player import play
 
     play(args)
 
 
 def _keymap(args: argparse.Namespace) -> None:
-    from genie.keymap import run_keymap
+    from genie.play.keymap import run_keymap
 
     run_keymap(args.bundle, data=args.data, out=args.out, prompt=args.prompt, steps=args.rollout_steps,
                seed=args.seed, device=args.device)
@@ -90,7 +90,7 @@ def _keymap(args: argparse.Namespace) -> None:
 
 def _judge(args: argparse.Namespace) -> None:
     if args.judge_command == "train":
-        from genie.judge import run_judge_train
+        from genie.training.judge import run_judge_train
 
         if args.threads:
             import torch
@@ -99,13 +99,13 @@ def _judge(args: argparse.Namespace) -> None:
         run_judge_train(args.data, args.out, history=args.history, steps=args.steps, batch_size=args.batch,
                         lr=args.lr, val_fraction=args.val_fraction, max_frames=args.max_frames, seed=args.seed)
     else:
-        from genie.judge import run_judge_eval
+        from genie.eval.judge import run_judge_eval
 
         run_judge_eval(args.judge, args.data, device=args.device)
 
 
 def _scale(args: argparse.Namespace) -> None:
-    from genie.scale import run_scale
+    from genie.training.scale import run_scale
 
     run_scale(args.config, args.data, args.out, tokenizer=args.tokenizer, eval_data=args.eval_data,
               overrides=args.overrides)
@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     la.add_argument("--device", type=device, default="auto", help="auto (CUDA if present), cpu or cuda")
     la.set_defaults(func=_label)
 
-    from genie.play import KEYS_HELP, add_arguments
+    from genie.play.player import KEYS_HELP, add_arguments
 
     pl = sub.add_parser("play", help="play a world with the keyboard in a pygame window (same as python play.py)",
                         description="Play a genie world with the keyboard.", epilog=KEYS_HELP,
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(evaluation only: genie eval --judge)")
     ju_sub = ju.add_subparsers(dest="judge_command", required=True, metavar="ACTION")
     jt = ju_sub.add_parser("train", help="train a judge on footage with true actions (genie record)",
-                           description="Train the judge (genie/judge.py) on footage with true actions; prints its "
+                           description="Train the judge (genie/training/judge.py) on footage with true actions; prints its "
                            "accuracy on held-out episodes beside the majority baseline.")
     jt.add_argument("data", help="shards with true actions, e.g. genie record --policy uniform")
     jt.add_argument("--out", type=out_dir, required=True, help="judge bundle folder to write")
@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train one world per point of a sweep config under a fixed token or FLOP "
                         "budget; write results.csv (parameters, counted FLOPs, tokens, validation loss, next-frame "
                         "PSNR, wall time), scaling.png (log-log) and the fit L(C) = a*C^-b + c. Rerun to resume. "
-                        "Overrides after the flags (section.key=value) apply to every point. See genie/scale.py.")
+                        "Overrides after the flags (section.key=value) apply to every point. See genie/training/scale.py.")
     sc.add_argument("--config", required=True, help="sweep YAML, e.g. configs/scale/tiny.yaml")
     sc.add_argument("--data", required=True, help="dataset: a .h5 shard or a folder of shards")
     sc.add_argument("--out", type=out_dir, required=True, help="sweep folder (points/, results.csv, scaling.png, fit.json)")
@@ -246,12 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("WANDB_MODE", "offline")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    try:  # a bad value (genie.arguments) or --help ends parsing with SystemExit: return its status
-        args, extra = parser.parse_known_args(argv)
-        if extra and not getattr(args, "takes_overrides", False):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    except SystemExit as stop:
-        return stop.code if isinstance(stop.code, int) else 2
+    parsed = parser.parse_or_status(argv, known=True)
+    if isinstance(parsed, int):
+        return parsed
+    args, extra = parsed
+    if extra and not getattr(args, "takes_overrides", False):
+        return parser.parse_or_status(argv)  # reports the unrecognized arguments: 2
     args.overrides = extra
     try:
         args.func(args)

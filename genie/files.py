@@ -5,7 +5,8 @@
     write_text_atomic(path, text)
 
 A reader sees the old file or the new one, never half of one; a write that fails or is killed by
-an exception leaves the old file as it was and no temp file behind.
+an exception leaves the old file as it was and no temp file behind. make_out_dir makes the folder
+a command writes into, or says in one line why it cannot.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from genie.errors import GenieError
 
 
 @contextmanager
@@ -31,3 +34,24 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(text)
+
+
+def make_out_dir(path: str | Path, flag: str = "--out", given: str | Path | None = None) -> Path:
+    """Create folder `path` (and its parents) for a command to write into -> the Path.
+
+    GenieError naming `flag` and `given` (what the user passed, default `path`; e.g. the file a
+    folder is made for) with the reason when the folder cannot be created (a file in the way,
+    no permission) or is not writable, instead of an OSError traceback."""
+    path = Path(path)
+    where = f"{flag} {path}" if given is None or Path(given) == path else f"{flag} {given}: folder {path}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        base = path
+        while not base.exists() and base != base.parent:
+            base = base.parent
+        reason = f"{base} is a file" if base.exists() and not base.is_dir() else err.strerror
+        raise GenieError(f"{where} cannot be created ({reason}); pass a writable folder") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise GenieError(f"{where} is not writable; pass a writable folder")
+    return path

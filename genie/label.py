@@ -17,7 +17,7 @@ CSV, one row per transition t -> t+1 of every episode (T frames give T-1 rows):
   real_action     with --map only: the name of the real action the latent action maps to
 
 --map DATA fits that map on footage with true actions (a shard or folder, e.g. from `genie record`):
-each latent action goes to the true action it co-occurs with most (genie.evaluate.fit_action_map,
+each latent action goes to the true action it co-occurs with most (genie.eval.action_map,
 the map of `genie eval`'s lookup probe); names come from the shards' `action_names`.
 
 Long footage is streamed: frames are read and labelled `batch` LAM windows at a time (one batched
@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from genie.errors import GenieError
+from genie.eval.action_map import ActionMap
 from genie.files import atomic_file
 
 SHARD_CHUNK = 256  # frames read from a shard at a time
@@ -52,27 +53,6 @@ class Episode:
     open: Callable[[], tuple[int | None, Iterator[np.ndarray]]]
     length: int | None = None  # frames, when known without opening (shard episodes)
     true_actions: Callable[[], np.ndarray] | None = None  # int [T] (-1 unknown), shard episodes only
-
-
-@dataclass
-class ActionMap:
-    """Latent action -> real action, fit on footage with true actions (see fit_map)."""
-
-    mapping: np.ndarray  # int64 [num_latent]: real action id of each latent action
-    names: list[str]  # real action names, indexed by real action id
-    counts: np.ndarray  # int64 [num_latent, num_real]: co-occurrences the map was fit on
-    agreement: float  # share of the fit transitions whose true action is the mapped one
-    majority: float  # share of the most frequent true action (the baseline to beat)
-    source: str
-
-    def name(self, latent: int) -> str:
-        return self.names[int(self.mapping[latent])]
-
-    def describe(self) -> str:
-        seen = self.counts.sum(1)
-        pairs = ", ".join(f"{a}->{self.name(a)}" + ("" if seen[a] else " (unseen)") for a in range(len(self.mapping)))
-        return (f"map from {self.source} ({int(seen.sum()):,} transitions with true actions): {pairs}; "
-                f"agreement on that footage {self.agreement:.1%} (majority baseline {self.majority:.1%})")
 
 
 # ---------------------------------------------------------------------- inputs
@@ -213,7 +193,6 @@ def fit_map(world, data: str | Path, batch: int = 32) -> ActionMap:
     from tqdm.auto import tqdm
 
     from data_pipeline.shards import find_shards, read_shard_info
-    from genie.evaluate import fit_action_map
 
     infos = [read_shard_info(p) for p in find_shards(data)]
     labeled = [i for i in infos if i.has_actions]
@@ -235,13 +214,7 @@ def fit_map(world, data: str | Path, batch: int = 32) -> ActionMap:
     known = true >= 0
     if not known.any():
         raise GenieError(f"--map {data}: every true action is unknown (-1); pass footage recorded with `genie record`")
-    action_names = list(names.pop()) if names else []
-    classes = max(len(action_names), int(true.max()) + 1)
-    action_names += [str(i) for i in range(len(action_names), classes)]
-    mapping, counts = fit_action_map(latent, true, world.num_actions, classes)
-    agreement = float((mapping[latent[known]] == true[known]).mean())
-    majority = float(np.bincount(true[known], minlength=classes).max() / known.sum())
-    return ActionMap(mapping, action_names, counts, agreement, majority, str(data))
+    return ActionMap.fit(latent, true, list(names.pop()) if names else [], world.num_actions, str(data))
 
 
 def label_footage(inputs, world, out: str | Path, action_map: ActionMap | None = None, batch: int = 32,

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from genie.dynamics import Dynamics
 from genie.errors import GenieError
+from genie.models.dynamics import Dynamics
 from genie.nn import KVCache
 from genie.nn.maskgit import maskgit_sample, uniform
 

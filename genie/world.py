@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from genie.dynamics import Dynamics, DynamicsConfig
 from genie.errors import GenieError
-from genie.lam import LAMConfig, LatentActionModel
+from genie.models.dynamics import Dynamics, DynamicsConfig
+from genie.models.lam import LAMConfig, LatentActionModel
+from genie.models.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
 from genie.nn.maskgit import SEED_LIMIT
 from genie.sampler import MaskGITSampler, RolloutState, SampleConfig
-from genie.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
 
 # Temperature of World.infer_actions' confidence: softmax over cosine similarities (see its docstring).
 CONFIDENCE_TEMPERATURE = 0.1

@@ -13,7 +13,7 @@ import torch
 
 from genie.cli import main as genie
 from genie.errors import GenieError
-from genie.play import main as play
+from genie.play.player import main as play
 from genie.world import SampleConfig
 
 
@@ -111,9 +111,9 @@ def test_player_without_a_display_says_so_instead_of_waiting(monkeypatch, paths,
 
 
 def tiny_world():
-    from genie.dynamics import Dynamics, DynamicsConfig
-    from genie.lam import LAMConfig, LatentActionModel
-    from genie.tokenizer import TokenizerConfig, VideoTokenizer
+    from genie.models.dynamics import Dynamics, DynamicsConfig
+    from genie.models.lam import LAMConfig, LatentActionModel
+    from genie.models.tokenizer import TokenizerConfig, VideoTokenizer
     from genie.world import World
 
     torch.manual_seed(0)

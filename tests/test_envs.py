@@ -17,10 +17,10 @@ from data_pipeline.ingest import read_prompt
 from envs.vector_env import WorldVectorEnv
 from envs.world_env import WorldEnv
 from genie.cli import main
-from genie.dynamics import Dynamics, DynamicsConfig
 from genie.errors import GenieError
-from genie.lam import LAMConfig, LatentActionModel
-from genie.tokenizer import TokenizerConfig, VideoTokenizer
+from genie.models.dynamics import Dynamics, DynamicsConfig
+from genie.models.lam import LAMConfig, LatentActionModel
+from genie.models.tokenizer import TokenizerConfig, VideoTokenizer
 from genie.world import SampleConfig, World
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,8 +10,9 @@ import torch
 from data_pipeline.actions import action_classes
 from data_pipeline.shards import read_episodes
 from genie.cli import main
-from genie.evaluate import direction_latents, rollout_metrics
-from genie.judge import Judge
+from genie.eval.action_map import direction_latents
+from genie.eval.evaluate import rollout_metrics
+from genie.eval.judge import Judge
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

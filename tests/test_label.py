@@ -17,10 +17,10 @@ from data_pipeline.ingest import to_frame
 from data_pipeline.synthetic import ACTION_NAMES
 from genie.bundle import save_bundle
 from genie.cli import main
-from genie.dynamics import Dynamics, DynamicsConfig
 from genie.label import label_stream
-from genie.lam import LAMConfig, LatentActionModel
-from genie.tokenizer import TokenizerConfig, VideoTokenizer
+from genie.models.dynamics import Dynamics, DynamicsConfig
+from genie.models.lam import LAMConfig, LatentActionModel
+from genie.models.tokenizer import TokenizerConfig, VideoTokenizer
 from genie.world import SampleConfig, World
 
 torch.set_num_threads(1)

@@ -13,9 +13,9 @@ import torch
 
 from data_pipeline.synthetic import SyntheticGame
 from genie.cli import main as genie
-from genie.keymap import KEYS, keymap_from_labels, keymap_from_motion, measure_motion, store_keymap
-from genie.play import main as play
-from genie.sample import save_animation
+from genie.play.keymap import KEYS, keymap_from_labels, keymap_from_motion, measure_motion, store_keymap
+from genie.play.player import main as play
+from genie.play.sample import save_animation
 from genie.world import World
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,7 +202,7 @@ def test_bad_inputs_exit_2_with_one_line(made, tmp_path, capsys, monkeypatch, ca
     elif case == "bad record":
         args += ["--record", str(tmp_path / "out.avi")]
     world = [] if case == "no default world" else ["--world", str(bundle)]
-    monkeypatch.setattr("genie.play.DEFAULT_WORLD", tmp_path / "worlds" / "coinrun")
+    monkeypatch.setattr("genie.play.player.DEFAULT_WORLD", tmp_path / "worlds" / "coinrun")
     assert play([*world, *args, "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("play: error:") and message in err, err

@@ -12,7 +12,7 @@ import yaml
 
 import genie.training.run
 from genie.cli import main
-from genie.scale import fit_power_law, load_sweep
+from genie.training.scale import fit_power_law, load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENS_PER_STEP = 8 * 4 * 64  # batch 8 x 4 frames x 8x8 tokens (configs/scale/tiny.yaml)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from genie.bundle import bundle_prompts
-from genie.keymap import KEYS
-from genie.metrics import mean_psnr
+from genie.eval.metrics import mean_psnr
+from genie.play.keymap import KEYS
 from genie.world import World
 
 WORLD = Path(__file__).resolve().parents[1] / "worlds" / "coinrun"

@@ -18,8 +18,8 @@ from genie.bundle import load_tokenizer, read_bundle
 from genie.cli import main
 from genie.config import load_yaml
 from genie.errors import GenieError
-from genie.metrics import mean_psnr
-from genie.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
+from genie.eval.metrics import mean_psnr
+from genie.models.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
 from genie.training.common import make_optimizer
 from genie.training.tokenizer_module import TokenizerModule
 

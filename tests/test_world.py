@@ -10,11 +10,11 @@ import torch
 from torch import Tensor
 
 from genie.cli import main
-from genie.dynamics import Dynamics, DynamicsConfig
 from genie.errors import GenieError
-from genie.lam import LAMConfig, LatentActionModel
+from genie.models.dynamics import Dynamics, DynamicsConfig
+from genie.models.lam import LAMConfig, LatentActionModel
+from genie.models.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
 from genie.nn.maskgit import maskgit_sample, uniform, unmask_schedule
-from genie.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
 from genie.world import SampleConfig, World
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -281,8 +281,8 @@ def test_lam_steps_train_the_lam_first_then_the_dynamics_on_its_frozen_actions(t
 
 
 def test_lam_steps_restart_the_learning_rate_schedule_and_count_in_the_budget():
-    from genie.scale import steps_for_budget
     from genie.training.common import TrainConfig, make_optimizer
+    from genie.training.scale import steps_for_budget
 
     cfg = TrainConfig(max_steps=100, warmup_steps=10, lam_steps=40, batch_size=2)
     sched = make_optimizer(torch.nn.Linear(2, 2), cfg, phase_starts=(cfg.lam_steps,))["lr_scheduler"]["scheduler"]
@@ -371,7 +371,7 @@ def test_lam_decoder_without_history_sees_frame_t_alone(history):
 
 
 def test_lam_warp_moves_frame_t_by_its_flow():
-    from genie.lam import warp
+    from genie.models.lam import warp
 
     frames = torch.rand(2, 3, 16, 16, 3)
     still = torch.zeros(2, 3, 16, 2)  # a 4x4 grid of patches
@@ -388,7 +388,7 @@ def test_lam_warp_moves_frame_t_by_its_flow():
 
 
 def test_lam_loss_weighs_pixels_that_changed():
-    from genie.lam import LAMOutput, lam_loss
+    from genie.models.lam import LAMOutput, lam_loss
 
     video = torch.zeros(1, 2, 64, 64, 3, dtype=torch.uint8)
     video[0, 1, :8, :8] = 255  # a small patch changes between the two frames

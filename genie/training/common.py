@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
@@ -263,21 +261,3 @@ class Throughput(L.Callback):
             rate = self.samples / max(dt, 1e-9)
             module.log_dict({"perf/samples_per_s": rate, "perf/tokens_per_s": rate * self.tokens_per_sample})
             self.t0, self.samples = time.perf_counter(), 0
-
-
-def frame_grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
-    """Stack rows of frames (each uint8 [T,H,W,3]) into one uint8 image with padding."""
-    t, h, w, _ = rows[0].shape
-    grid = np.full((len(rows) * (h + pad) + pad, t * (w + pad) + pad, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for i, frame in enumerate(row):
-            y, x = pad + r * (h + pad), pad + i * (w + pad)
-            grid[y : y + h, x : x + w] = frame
-    return grid
-
-
-def save_png(path: Path, rgb: np.ndarray, scale: int = 2) -> None:
-    """Write an RGB uint8 image as PNG, upscaled by nearest neighbour for visibility."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    big = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    cv2.imwrite(str(path), cv2.cvtColor(big, cv2.COLOR_RGB2BGR))

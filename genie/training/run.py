@@ -28,8 +28,8 @@ from typing import Any
 import yaml
 
 from genie.config import build_sections, load_yaml, parse_overrides
-from genie.errors import GenieError, make_out_dir
-from genie.files import write_text_atomic
+from genie.errors import GenieError
+from genie.files import make_out_dir, write_text_atomic
 from genie.version import __version__
 
 
@@ -40,9 +40,9 @@ class Stage:
 
 
 def _stages() -> dict[str, Stage]:
-    from genie.dynamics import DynamicsConfig
-    from genie.lam import LAMConfig
-    from genie.tokenizer import TokenizerConfig
+    from genie.models.dynamics import DynamicsConfig
+    from genie.models.lam import LAMConfig
+    from genie.models.tokenizer import TokenizerConfig
     from genie.training.common import TrainConfig
     from genie.training.tokenizer_module import TokenizerModule
     from genie.training.world_module import WorldModule

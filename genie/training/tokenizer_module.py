@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from genie.config import from_dict
-from genie.metrics import psnr, ssim
-from genie.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames, frames_to_float
-from genie.training.common import TrainConfig, frame_grid, make_optimizer, save_png
+from genie.eval.metrics import psnr, ssim
+from genie.models.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames, frames_to_float
+from genie.pictures import frame_grid, save_png
+from genie.training.common import TrainConfig, make_optimizer
 
 
 class TokenizerModule(L.LightningModule):

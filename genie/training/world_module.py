@@ -19,11 +19,12 @@ import lightning as L
 import torch
 
 from genie.config import from_dict
-from genie.dynamics import Dynamics, DynamicsConfig
-from genie.lam import LAMConfig, LatentActionModel
-from genie.metrics import psnr
-from genie.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
-from genie.training.common import TrainConfig, frame_grid, make_optimizer, save_png
+from genie.eval.metrics import psnr
+from genie.models.dynamics import Dynamics, DynamicsConfig
+from genie.models.lam import LAMConfig, LatentActionModel
+from genie.models.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
+from genie.pictures import frame_grid, save_png
+from genie.training.common import TrainConfig, make_optimizer
 from genie.world import SampleConfig, World
 
 

@@ -6,7 +6,7 @@
 Keys
   1-8             latent action 0-7 (those the world has)
   arrows / WASD   left, right, up, down; space jump; N a frame of the no-op action: the latent
-                  actions of the key map (genie/keymap.py: stored with the bundle by `genie keymap`,
+                  actions of the key map (genie/play/keymap.py: stored with the bundle by `genie keymap`,
                   --keymap FILE overrides it, else computed from the model at start)
   T               step mode (default: one key press, one frame) <-> real-time mode (the world
                   steps at --fps with the held key's action, the no-op action when none is held)
@@ -74,7 +74,7 @@ def parse_keys(text: str, num_actions: int) -> list[tuple[int, int]]:
 
 def player_keymap(world, bundle: Path, prompt: np.ndarray, keymap_file: str | None, log=print) -> dict[str, int]:
     """The bundle's key map, overridden by --keymap FILE; keys still missing come from the model."""
-    from genie.keymap import KEYS, bundle_keymap, format_keymap, model_keymap, read_keymap_file
+    from genie.play.keymap import KEYS, bundle_keymap, format_keymap, model_keymap, read_keymap_file
 
     keymap = bundle_keymap(bundle, getattr(world, "bundle_config", {}), world.num_actions) or {}
     if keymap_file:
@@ -305,7 +305,7 @@ def write_recording(path: Path, frames: list[np.ndarray], scale: int, fps: float
     """World frames uint8 [H,W,3] -> an animated GIF or an MP4 of them upscaled `scale` x."""
     import cv2
 
-    from genie.sample import save_animation
+    from genie.play.sample import save_animation
 
     images = [f.repeat(scale, axis=0).repeat(scale, axis=1) for f in frames]
     if path.suffix.lower() == ".gif":
@@ -401,10 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="play.py", description="Play a genie world with the keyboard.",
                     epilog=KEYS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    try:  # a bad value (genie.arguments) or --help ends parsing with SystemExit: return its status
-        args = parser.parse_args(argv)
-    except SystemExit as stop:
-        return stop.code if isinstance(stop.code, int) else 2
+    parsed = parser.parse_or_status(argv)
+    if isinstance(parsed, int):
+        return parsed
+    args = parsed[0]
     try:
         play(args)
     except GenieError as err:

@@ -170,9 +170,9 @@ def measure_models(sections: dict[str, Any], tokenizer_cfg) -> dict[str, int]:
     + backward; lam_infer_flops: its encoder alone (a frozen LAM); encode_flops: the frozen
     tokenizer's encoding; total_flops: what a co-training WorldModule step runs (dyn + lam + encode).
     FLOPs grow linearly with the batch, so one clip is counted, on a GPU when there is one."""
-    from genie.dynamics import Dynamics
-    from genie.lam import LatentActionModel
-    from genie.tokenizer import VideoTokenizer
+    from genie.models.dynamics import Dynamics
+    from genie.models.lam import LatentActionModel
+    from genie.models.tokenizer import VideoTokenizer
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with torch.device(device):
@@ -272,7 +272,7 @@ def final_val_loss(run: Path) -> float:
 def eval_clips(data: str, eval_data: str | None, train_cfg, clips: int) -> np.ndarray:
     """Two-frame clips (uint8 [N,2,H,W,3]) for next-frame PSNR: from --eval-data, else from the
     held-out episodes of the training data (the same split as validation)."""
-    from genie.evaluate import sample_clips
+    from genie.eval.evaluate import sample_clips
 
     if eval_data:
         return sample_clips(eval_data, 2, clips)[0]
@@ -290,7 +290,7 @@ def eval_clips(data: str, eval_data: str | None, train_cfg, clips: int) -> np.nd
 def next_frame_psnr(bundle: str | Path, clips: np.ndarray, device: str = "auto") -> float:
     """Mean PSNR (dB) of frame 1 generated from frame 0 with the action the LAM infers from the
     real pair, over clips uint8 [N,2,H,W,3] (the t = 1 point of `genie eval`'s curve)."""
-    from genie.metrics import mean_psnr
+    from genie.eval.metrics import mean_psnr
     from genie.world import World
 
     world = World.load(bundle, device=device)
@@ -433,7 +433,7 @@ def run_scale(config: str, data: str, out: str, tokenizer: str | None = None, ev
     -> the results rows; also writes results.csv, scaling.png and fit.json, and prints the fit."""
     from genie.bundle import read_bundle
     from genie.config import from_dict
-    from genie.tokenizer import TokenizerConfig
+    from genie.models.tokenizer import TokenizerConfig
 
     sweep, out = load_sweep(config), Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genie.models.tokenizer import check_patches, frames_to_float, patchify, unpatchify
 from genie.nn import STTransformer, VectorQuantizer, VQOutput
-from genie.tokenizer import check_patches, frames_to_float, patchify, unpatchify
 
 
 @dataclass

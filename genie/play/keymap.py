@@ -159,7 +159,7 @@ def keymap_from_labels(latent: np.ndarray, true: np.ndarray, names: list[str], n
                        ) -> tuple[dict[str, int], dict]:
     """latent, true int [N]: the latent and the true action of the same transitions (true -1 =
     unknown); names[i] names true action i. -> (map of the KEYS whose name was found, info)."""
-    from genie.evaluate import fit_action_map
+    from genie.eval.action_map import fit_action_map
 
     true = np.asarray(true)
     if not (true >= 0).any():

@@ -7,7 +7,7 @@ For N clips of `prompt + horizon` frames (horizon 30 by default) from DATA (pass
   hold still     the gain of those frames over holding the world's own reconstruction of the prompt
                  still: PSNR(generated_t, real_t) - PSNR(reset frame, real_t) for t = 1..16, and its
                  minimum. Doing nothing scores 0: a world must be >= 0 everywhere
-  detail         mean spatial gradient (genie.metrics.detail) of generated frames over that of the
+  detail         mean spatial gradient (genie.eval.metrics.detail) of generated frames over that of the
                  real frames at t = 8, 16, 30: a world that melts into flat patches falls towards 0,
                  one that fills frames with noise rises above 1
   delta_psnr     Genie's controllability metric: PSNR(real, generated with inferred actions)
@@ -45,7 +45,8 @@ import numpy as np
 import torch
 
 from genie.errors import GenieError
-from genie.metrics import detail, psnr, ssim
+from genie.eval.action_map import direction_latents, fit_half, lookup_probe
+from genie.eval.metrics import detail, psnr, ssim
 
 HOLD_STILL_T = 16  # the hold-still gain is reported for t = 1..16
 DETAIL_T = (8, 16, 30)  # detail kept is reported at these t
@@ -99,24 +100,6 @@ def sample_clips(data: str, length: int, max_clips: int, seed: int = 0, shards: 
     return frames, actions, episodes
 
 
-def fit_action_map(latent: np.ndarray, true: np.ndarray, num_latent: int,
-                   num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The lookup probe's map: each latent action -> the true action it co-occurs with most.
-
-    latent, true: int [M] paired transitions (true -1 = unknown, ignored; at least one known).
-    Returns (mapping int64 [num_latent], counts int64 [num_latent, num_classes]); a latent action
-    never seen with a known true action maps to the most frequent true action overall.
-    num_classes defaults to the largest true action + 1.
-    """
-    keep = true >= 0
-    latent, true = np.asarray(latent)[keep].astype(np.int64), np.asarray(true)[keep].astype(np.int64)
-    classes = int(true.max()) + 1 if num_classes is None else int(num_classes)
-    table = np.zeros((num_latent, classes), dtype=np.int64)
-    np.add.at(table, (latent, true), 1)
-    fallback = np.bincount(true, minlength=classes).argmax()
-    return np.where(table.sum(1) > 0, table.argmax(1), fallback), table
-
-
 def episode_transitions(world, shards: list[Path], max_transitions: int = 20_000, judge=None) -> dict:
     """Every transition of the shards' episodes (in order, up to max_transitions) with its latent
     action (World.infer_actions over the whole episode), true action and episode id, and with a
@@ -142,38 +125,12 @@ def episode_transitions(world, shards: list[Path], max_transitions: int = 20_000
             "judged": cat(judged) if judge is not None else None}
 
 
-def fit_half(episodes: np.ndarray) -> np.ndarray:
-    """bool [M]: the transitions whose episode is in the probe's fit half (a fixed random half)."""
-    unique = np.unique(episodes)
-    fit_eps = np.random.default_rng(0).permutation(unique)[: len(unique) // 2]
-    return np.isin(episodes, fit_eps)
-
-
-def lookup_probe(latent: np.ndarray, true: np.ndarray, episodes: np.ndarray, num_latent: int,
-                 num_classes: int | None = None) -> dict:
-    """Fit latent -> most frequent true action on half the episodes (fit_half), score it on the other."""
-    fit, keep = fit_half(episodes), true >= 0
-    if len(np.unique(episodes[keep])) < 2 or not (keep & fit).any() or not (keep & ~fit).any():
-        return {"note": "needs footage of at least 2 episodes with true actions"}
-    classes = int(true.max()) + 1 if num_classes is None else num_classes
-    mapping, counts = fit_action_map(latent[fit & keep], true[fit & keep], num_latent, classes)
-    test_true = true[~fit & keep]
-    return {
-        "accuracy": float((mapping[latent[~fit & keep]] == test_true).mean()),
-        "majority_baseline": float(np.bincount(test_true, minlength=classes).max() / len(test_true)),
-        "fit_transitions": int((fit & keep).sum()),
-        "test_transitions": int((~fit & keep).sum()),
-        "mapping": mapping.tolist(),
-        "counts": counts.tolist(),
-    }
-
-
 def evaluate_tokenizer(bundle: str, data: str, max_clips: int = 64, clip_len: int = 4, device: str = "auto",
                        seed: int = 0, batch_size: int = 16, grid: str | None = None) -> dict:
     """Reconstruction PSNR/SSIM of a bundle's tokenizer on clips of DATA."""
     from data_pipeline.shards import find_shards
     from genie.bundle import load_tokenizer
-    from genie.tokenizer import float_to_frames
+    from genie.models.tokenizer import float_to_frames
     from genie.world import resolve_device
 
     dev = resolve_device(device)
@@ -189,7 +146,7 @@ def evaluate_tokenizer(bundle: str, data: str, max_clips: int = 64, clip_len: in
             values["ssim"].append(ssim(recon, real).flatten().cpu())
             recons.append(recon.cpu().numpy())
     if grid:
-        from genie.training.common import frame_grid, save_png
+        from genie.pictures import frame_grid, save_png
 
         rows = []
         for original, rebuilt in zip(frames[:6], np.concatenate(recons)[:6]):
@@ -224,7 +181,7 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 30, pro
     check_frame_size(clip_shards + hold_shards, world.frame_shape, bundle)
     judge_model = None
     if judge is not None:
-        from genie.judge import Judge
+        from genie.eval.judge import Judge
 
         judge_model = Judge.load(judge, device=device)
         info = read_shard_info(clip_shards[0])
@@ -332,17 +289,6 @@ def probe_metrics(world, shards: list[Path], max_transitions: int, judge=None) -
             if "accuracy" in out[key]:
                 out[key]["share_of_judge"] = out[key]["accuracy"] / max(ref, 1e-9)
     return out
-
-
-def direction_latents(probe_h: dict, min_share: float = 0.01) -> dict[str, int]:
-    """For each direction, the latent action seen with it most often relative to its own use,
-    argmax_l P(direction | l), among latents used in at least `min_share` of the fit transitions."""
-    counts = np.asarray(probe_h["counts"], dtype=np.float64)  # [A, 3]: left, none, right
-    used = counts.sum(1)
-    eligible = used >= min_share * used.sum()
-    share = counts / np.maximum(used[:, None], 1)
-    column = {"left": 0, "none": 1, "right": 2}
-    return {d: int(np.argmax(np.where(eligible, share[:, c], -1))) for d, c in column.items()}
 
 
 def key_following(world, judge, data: str, clip_shards: list[Path], hold_shards: list[Path], probe_h: dict,
