@@ -388,18 +388,19 @@ def test_lam_warp_moves_frame_t_by_its_flow():
 
 
 def test_lam_loss_weighs_pixels_that_changed():
-    from genie.models.lam import LAMOutput, lam_loss
+    from genie.models.lam import LAMOutput
 
     video = torch.zeros(1, 2, 64, 64, 3, dtype=torch.uint8)
     video[0, 1, :8, :8] = 255  # a small patch changes between the two frames
-    vq = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=1, decoder_depth=1)).encode(video)
+    lam = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=1, decoder_depth=1, change_weight=20.0))
+    vq = lam.encode(video)
     vq.loss = torch.zeros(())
     target = video[:, 1:].float() / 127.5 - 1
     wrong_where_changed = target.clone()
     wrong_where_changed[0, 0, :8, :8] = -1.0
     wrong_elsewhere = target.clone()
     wrong_elsewhere[0, 0, 32:40, 32:40] = 1.0
-    a, mse_a = lam_loss(video, LAMOutput(wrong_where_changed, vq.indices, vq), change_weight=20.0)
-    b, mse_b = lam_loss(video, LAMOutput(wrong_elsewhere, vq.indices, vq), change_weight=20.0)
+    a, mse_a = lam.loss(video, LAMOutput(wrong_where_changed, vq.indices, vq))
+    b, mse_b = lam.loss(video, LAMOutput(wrong_elsewhere, vq.indices, vq))
     assert torch.allclose(mse_a, mse_b)  # the same plain error...
     assert a > 10 * b  # ...counts far more where the frame changed

@@ -121,8 +121,15 @@ class LatentActionModel(nn.Module):
         return LAMOutput(base + residual, vq.indices, vq)  # a_t is added to frame t, frame t+1 predicted
 
     def loss(self, frames: Tensor, out: LAMOutput) -> tuple[Tensor, Tensor]:
-        """-> (total loss, plain reconstruction MSE) of forward(frames) = out (see lam_loss)."""
-        return lam_loss(frames, out, self.config.change_weight, self.config.balance)
+        """-> (total loss, plain reconstruction MSE) of forward(frames) = out: each pixel's squared
+        error weighs 1 + change_weight * |x_{t+1} - x_t| (see the module docstring), plus the VQ loss."""
+        x = frames_to_float(frames)
+        target, change = x[:, 1:], (x[:, 1:] - x[:, :-1]).abs().amax(dim=-1, keepdim=True)
+        err = (out.recon.float() - target).pow(2)
+        weight = 1 + self.config.change_weight * change
+        if self.config.balance:  # every transition's weights sum to its pixel count
+            weight = weight / weight.mean(dim=(2, 3, 4), keepdim=True)
+        return (err * weight).mean() + out.vq.loss, err.mean().detach()
 
     def action_embeddings(self) -> Tensor:
         """The quantized vector of every latent action [num_actions, dim] (for inspection)."""
@@ -142,14 +149,3 @@ def warp(frames: Tensor, flow: Tensor, grid: tuple[int, int]) -> Tensor:
     moved = F.grid_sample(image, torch.stack((x, y), dim=-1), mode="bilinear", padding_mode="border",
                           align_corners=False)
     return moved.permute(0, 2, 3, 1).reshape(b, t, h, w, c).to(frames.dtype)
-
-
-def lam_loss(frames: Tensor, out: LAMOutput, change_weight: float, balance: bool = False) -> tuple[Tensor, Tensor]:
-    """-> (total loss, plain reconstruction MSE) for frames uint8 [B,T,H,W,3] (see module docstring)."""
-    x = frames_to_float(frames)
-    target, change = x[:, 1:], (x[:, 1:] - x[:, :-1]).abs().amax(dim=-1, keepdim=True)
-    err = (out.recon.float() - target).pow(2)
-    weight = 1 + change_weight * change
-    if balance:  # every transition's weights sum to its pixel count
-        weight = weight / weight.mean(dim=(2, 3, 4), keepdim=True)
-    return (err * weight).mean() + out.vq.loss, err.mean().detach()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -110,3 +111,8 @@ class VideoTokenizer(nn.Module):
         """frames uint8 [B,T,H,W,3] -> (reconstruction float [B,T,H,W,3] in [-1,1], VQOutput)."""
         vq = self.encode(frames)
         return self.decode_latents(vq.quantized), vq
+
+    def loss(self, frames: Tensor, recon: Tensor, vq: VQOutput) -> tuple[Tensor, Tensor]:
+        """-> (total loss, plain reconstruction MSE) of forward(frames) = (recon, vq): pixel MSE + VQ losses."""
+        mse = F.mse_loss(recon.float(), frames_to_float(frames))
+        return mse + vq.loss, mse.detach()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
@@ -261,3 +262,38 @@ class Throughput(L.Callback):
             rate = self.samples / max(dt, 1e-9)
             module.log_dict({"perf/samples_per_s": rate, "perf/tokens_per_s": rate * self.tokens_per_sample})
             self.t0, self.samples = time.perf_counter(), 0
+
+
+class StageModule(L.LightningModule):
+    """What `genie train` and `genie export` ask of a stage's LightningModule (TokenizerModule,
+    WorldModule), beside Lightning's own hooks: its bundle (export, bundle_extras), its
+    throughput unit (tokens_per_sample) and where its pictures go (save_grid)."""
+
+    sample_dir: Path | None = None
+
+    def export(self) -> tuple[dict, dict]:
+        """-> (the bundle's components config, weights named component.param) for save_bundle."""
+        raise NotImplementedError
+
+    def bundle_extras(self) -> dict:
+        """Top-level bundle config entries beside the components (e.g. the sampler's settings)."""
+        return {}
+
+    def tokens_per_sample(self, clip_len: int) -> int:
+        """Tokens one training clip of clip_len frames stands for (the Throughput callback's unit)."""
+        raise NotImplementedError
+
+    def save_grid(self, name: str, grid: np.ndarray, key: str, caption: str) -> None:
+        """A picture of this validation: samples/NAME-stepN.png and NAME-latest.png in the run folder,
+        and under KEY in wandb when it logs there."""
+        from lightning.pytorch.loggers import WandbLogger
+
+        from genie.pictures import save_png
+
+        step = self.trainer.global_step
+        if self.sample_dir is not None:
+            save_png(self.sample_dir / f"{name}-step{step:07d}.png", grid)
+            save_png(self.sample_dir / f"{name}-latest.png", grid)
+        for logger in self.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key, [grid], step=step, caption=[caption])

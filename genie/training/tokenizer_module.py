@@ -5,18 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 
 from genie.config import from_dict
 from genie.eval.metrics import psnr, ssim
 from genie.models.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames, frames_to_float
-from genie.pictures import frame_grid, save_png
-from genie.training.common import TrainConfig, make_optimizer
+from genie.pictures import frame_grid
+from genie.training.common import StageModule, TrainConfig, make_optimizer
 
 
-class TokenizerModule(L.LightningModule):
+class TokenizerModule(StageModule):
     """Wraps VideoTokenizer for training; batches are {"frames": uint8 [B,T,H,W,3], ...}.
 
     `model` and `train` are the config sections as plain dicts (saved in the checkpoint).
@@ -39,14 +38,13 @@ class TokenizerModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         frames = batch["frames"]
         recon, vq = self.model(frames)
-        mse = F.mse_loss(recon.float(), frames_to_float(frames))
-        loss = mse + vq.loss
+        loss, mse = self.model.loss(frames, recon, vq)
         self.log_dict(
             {
                 "train/loss": loss,
                 "train/mse": mse,
                 "train/vq_loss": vq.loss,
-                "train/psnr": 10 * torch.log10(4.0 / mse.detach()),  # pixel range [-1,1] spans 2
+                "train/psnr": 10 * torch.log10(4.0 / mse),  # pixel range [-1,1] spans 2
                 "train/perplexity": vq.perplexity,
                 "train/usage": vq.usage,
             },
@@ -89,14 +87,7 @@ class TokenizerModule(L.LightningModule):
         rows = []
         for original, rebuilt in zip(frames.numpy(), recon.numpy()):
             rows += [original, rebuilt]
-        grid = frame_grid(rows)
-        step = self.trainer.global_step
-        if self.sample_dir is not None:
-            save_png(self.sample_dir / f"recon-step{step:07d}.png", grid)
-            save_png(self.sample_dir / "recon-latest.png", grid)
-        for logger in self.loggers:
-            if type(logger).__name__ == "WandbLogger":
-                logger.log_image("val/reconstructions", [grid], step=step, caption=["originals above reconstructions"])
+        self.save_grid("recon", frame_grid(rows), "val/reconstructions", "originals above reconstructions")
 
     def configure_optimizers(self):
         return make_optimizer(self.model, self.train_config)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import lightning as L
 import torch
 
 from genie.config import from_dict
@@ -23,12 +22,12 @@ from genie.eval.metrics import psnr
 from genie.models.dynamics import Dynamics, DynamicsConfig
 from genie.models.lam import LAMConfig, LatentActionModel
 from genie.models.tokenizer import TokenizerConfig, VideoTokenizer, float_to_frames
-from genie.pictures import frame_grid, save_png
-from genie.training.common import TrainConfig, make_optimizer
+from genie.pictures import frame_grid
+from genie.training.common import StageModule, TrainConfig, make_optimizer
 from genie.world import SampleConfig, World
 
 
-class WorldModule(L.LightningModule):
+class WorldModule(StageModule):
     """Sections arrive as plain dicts (saved in the checkpoint): lam, dynamics, train, sample, and
     the tokenizer's config. The tokenizer's weights are loaded by the caller (genie train world)
     and travel in the checkpoint, so a run resumes and exports without the tokenizer bundle."""
@@ -137,14 +136,7 @@ class WorldModule(L.LightningModule):
         rows = []
         for r, g in zip(real.cpu().numpy(), generated.cpu().numpy()):
             rows += [r, g]
-        grid = frame_grid(rows)
-        if self.sample_dir is not None:
-            save_png(self.sample_dir / f"rollout-step{self.trainer.global_step:07d}.png", grid)
-            save_png(self.sample_dir / "rollout-latest.png", grid)
-        for logger in self.loggers:
-            if type(logger).__name__ == "WandbLogger":
-                logger.log_image("val/rollouts", [grid], step=self.trainer.global_step,
-                                 caption=["real above generated (inferred actions)"])
+        self.save_grid("rollout", frame_grid(rows), "val/rollouts", "real above generated (inferred actions)")
 
     def configure_optimizers(self):
         return make_optimizer(self.model, self.train_config, phase_starts=(self.train_config.lam_steps,))
