@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from genie.errors import GenieError
+from genie.pictures import frame_grid
 
 
 def parse_actions(text: str, num_actions: int) -> list[int]:
@@ -44,16 +45,13 @@ def compose(frames: np.ndarray, scale: int, labels: list[str] | None = None, pad
     """frames [B, T, H, W, 3] -> T images, the B worlds as tiles `cols` across (default: stacked as
     rows), upscaled and labelled."""
     b, t, h, w, _ = frames.shape
-    rows = -(-b // cols)
-    th, tw = h * scale, w * scale
     big = frames.repeat(scale, axis=2).repeat(scale, axis=3)
+    blank = np.full_like(big[0, 0], 255)  # fills the last row of tiles
     images = []
     for i in range(t):
-        canvas = np.full((rows * (th + pad) + pad, cols * (tw + pad) + pad, 3), 255, np.uint8)
-        for k in range(b):
-            y, x = pad + (k // cols) * (th + pad), pad + (k % cols) * (tw + pad)
-            canvas[y : y + th, x : x + tw] = label(big[k, i], labels[k]) if labels else big[k, i]
-        images.append(canvas)
+        tiles = [label(big[k, i], labels[k]) if labels else big[k, i] for k in range(b)]
+        tiles += [blank] * (-b % cols)
+        images.append(frame_grid([np.stack(tiles[r : r + cols]) for r in range(0, len(tiles), cols)], pad))
     return images
 
 
