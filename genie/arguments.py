@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from genie.errors import GenieError
+
 
 class Parser(argparse.ArgumentParser):
     """argparse.ArgumentParser whose errors are one line on stderr and exit status 2."""
@@ -129,3 +131,19 @@ def add_sampler_arguments(parser: argparse.ArgumentParser, seed_help: str = "wor
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA if present), cpu or cuda")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the world's step: faster steps after a first one that compiles (a minute on a CPU)")
+
+
+def run_reporting(prog: str, call, debug: bool = False) -> int:
+    """Run a parsed command -> its exit status: 0 when it returns, 2 after a GenieError (one line
+    on stderr, or the traceback with debug), 130 after Ctrl-C."""
+    try:
+        call()
+    except GenieError as err:
+        if debug:
+            raise
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0

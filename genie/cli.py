@@ -20,9 +20,9 @@ from genie.arguments import (
     out_file,
     positive_float,
     positive_int,
+    run_reporting,
     seed,
 )
-from genie.errors import GenieError
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -253,17 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "takes_overrides", False):
         return parser.parse_or_status(argv)  # reports the unrecognized arguments: 2
     args.overrides = extra
-    try:
-        args.func(args)
-    except GenieError as err:
-        if args.debug:
-            raise
-        print(f"genie: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("genie: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_reporting("genie", lambda: args.func(args), args.debug)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from genie.arguments import (
     out_dir,
     out_file,
     positive_int,
+    run_reporting,
 )
 from genie.bundle import bundle_prompts
 from genie.errors import GenieError
@@ -405,12 +405,4 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(parsed, int):
         return parsed
     args = parsed[0]
-    try:
-        play(args)
-    except GenieError as err:
-        print(f"play: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("play: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_reporting("play", lambda: play(args))
