@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--judge", required=True, help="judge bundle (genie judge train)")
     parser.add_argument("--budget-flops", type=float, required=True, help="counted training FLOPs per seed")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="train.seed of the first seed (seeds first-seed .. first-seed + seeds - 1)")
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--out", required=True, help="folder for the runs, bundles and eval.json of each seed")
     parser.add_argument("--name", default="", help="the recipe's name in RESULTS.md")
@@ -118,7 +120,7 @@ def main() -> None:
         print(f"recipe {args.name or '(unnamed)'}: {p['params_total'] / 1e6:.2f}M params, "
               f"{p['flops_per_step']:.3g} FLOPs a step (mean) -> {p['steps']} steps for {args.budget_flops:.3g} FLOPs")
         rows = []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             result, seconds = run_seed(args, overrides, seed, p["steps"])
             what = (f"recipe {args.name or ' '.join(overrides) or 'base'}, {args.budget_flops:.2g} FLOPs "
                     f"({p['steps']} steps), seed {seed}")
