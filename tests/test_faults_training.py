@@ -119,7 +119,8 @@ def test_export_under_a_file_is_one_line(run, tmp_path, capsys):
 
 BAD_VALUES = [("max_steps", "0"), ("batch_size", "0"), ("lr", "0"), ("lr", "-0.001"), ("val_fraction", "1.0"),
               ("val_fraction", "-0.1"), ("warmup_steps", "-1"), ("ckpt_every", "0"), ("val_every", "0"),
-              ("grad_clip", "-1.0"), ("betas", "[0.9]"), ("num_workers", "-1"), ("seed", "-1")]
+              ("grad_clip", "-1.0"), ("betas", "[0.9]"), ("num_workers", "-1"), ("seed", "-1"),
+              ("max_minutes", "-1"), ("max_minutes", "-0.5")]
 
 
 @pytest.mark.parametrize("key, value", BAD_VALUES, ids=[f"{k}={v}" for k, v in BAD_VALUES])

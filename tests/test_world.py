@@ -280,6 +280,17 @@ def test_lam_steps_train_the_lam_first_then_the_dynamics_on_its_frozen_actions(t
     assert any(not torch.equal(dyn2[k], dyn4[k]) for k in dyn2)
 
 
+def test_max_minutes_stops_a_run_in_time_and_leaves_an_exportable_checkpoint(trained_world, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "world", "--data", str(trained_world / "data"), "--out", str(run), *FAST,
+                 "--config", str(ROOT / "configs/tiny/world.yaml"), "--tokenizer", str(trained_world / "tok.bundle"),
+                 "train.max_steps=100000", "train.max_minutes=0.001", "train.val_every=100000"]) == 0
+    step = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert 1 <= step < 100
+    assert main(["export", str(run), "--out", str(tmp_path / "bundle")]) == 0
+    assert World.load(tmp_path / "bundle", device="cpu").num_actions == 8
+
+
 def test_lam_steps_restart_the_learning_rate_schedule_and_count_in_the_budget():
     from genie.training.common import TrainConfig, make_optimizer
     from genie.training.scale import steps_for_budget

@@ -13,35 +13,23 @@ cd "$(dirname "$0")/.."
 WORK=${WORK:-build/coinrun}
 WORLD=${WORLD:-worlds/coinrun}
 
-record() {  # record OUT ARGS...: skipped when OUT already holds shards
-  local out=$1; shift
-  compgen -G "$out/*.h5" >/dev/null || genie record --env coinrun --max-steps 300 --out "$out" "$@"
-}
-train() {  # train STAGE RUN ARGS...: --resume when RUN has a checkpoint, else a new run (--restart: afresh)
-  local stage=$1 run=$2; shift 2
-  if [[ -f $run/checkpoints/last.ckpt ]]; then
-    genie train "$stage" --resume --out "$run" --data "${DATA[$stage]}" train.progress_bar=false
-  else
-    genie train "$stage" --restart --out "$run" --data "${DATA[$stage]}" "$@" train.progress_bar=false
-  fi
-}
+source worlds/lib.sh
 
 # footage: a sticky random policy biased to the right (data_pipeline/coinrun.py), hard mode, 64x64.
 # Training levels 0-9999; held-out levels 100000-100199 are only ever evaluated on.
-record "$WORK/data/coinrun-train" --episodes 600 --start-level 0 --num-levels 1000 --seed 1
-record "$WORK/data/coinrun-1m" --episodes 10000 --start-level 0 --num-levels 10000 --seed 3
-record "$WORK/data/coinrun-heldout" --episodes 60 --start-level 100000 --num-levels 200 --seed 2
+record "$WORK/data/coinrun-train" --max-steps 300 --episodes 600 --start-level 0 --num-levels 1000 --seed 1
+record "$WORK/data/coinrun-1m" --max-steps 300 --episodes 10000 --start-level 0 --num-levels 10000 --seed 3
+record "$WORK/data/coinrun-heldout" --max-steps 300 --episodes 60 --start-level 100000 --num-levels 200 --seed 2
 # what genie eval reads: held-out levels played uniformly at random, the real game's held keys on them,
 # and footage of training levels for the judge (a supervised model of the true actions, eval only)
-record "$WORK/data/coinrun-eval" --episodes 100 --start-level 100000 --num-levels 200 --policy uniform --seed 2
+record "$WORK/data/coinrun-eval" --max-steps 300 --episodes 100 --start-level 100000 --num-levels 200 --policy uniform --seed 2
 record "$WORK/data/coinrun-eval/hold" --episodes 60 --max-steps 16 --start-level 100000 --num-levels 200 \
     --policy hold --seed 4
-record "$WORK/data/coinrun-judge" --episodes 400 --start-level 0 --num-levels 10000 --policy uniform --seed 11
-declare -A DATA=([tokenizer]="$WORK/data/coinrun-train" [world]="$WORK/data/coinrun-1m")
+record "$WORK/data/coinrun-judge" --max-steps 300 --episodes 400 --start-level 0 --num-levels 10000 --policy uniform --seed 11
 
-train tokenizer "$WORK/runs/tok" --config configs/small/tokenizer.yaml
+train tokenizer "$WORK/runs/tok" "$WORK/data/coinrun-train" --config configs/small/tokenizer.yaml
 [[ -f $WORK/bundles/tok/config.json ]] || genie export "$WORK/runs/tok" --out "$WORK/bundles/tok"
-train world "$WORK/runs/world" --config configs/small/world.yaml --tokenizer "$WORK/bundles/tok"
+train world "$WORK/runs/world" "$WORK/data/coinrun-1m" --config configs/small/world.yaml --tokenizer "$WORK/bundles/tok"
 
 # ship: weights with the sampler that plays at >= 15 frames/s on 2 CPU cores (3 MaskGIT rounds,
 # temperature 0.5), the key map measured from the model's own motion (the map from true actions

@@ -50,6 +50,10 @@ class TrainConfig:
     # dynamics trains on its actions for the rest of max_steps (Jafar's and Jasmine's order), each
     # phase with its own warm-up and cosine decay. 0: both train together from the first step
     lam_steps: int = 0
+    # stop after this many minutes of training (0: no limit), whatever max_steps says: a time box for
+    # a leased GPU. The schedule still runs on max_steps, so size max_steps to fit and keep this as the
+    # cap; a run stopped by it saves last.ckpt and exports like any other
+    max_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         """ValueError naming the first key outside its range, its value and the range allowed
@@ -90,6 +94,7 @@ _TRAIN_RANGES = {  # TrainConfig key -> (test, the range allowed, as the error s
     "ckpt_every": (lambda v: v >= 1, ">= 1"),
     "seed": (lambda v: 0 <= v < 2**32, "from 0 to 2**32 - 1"),
     "lam_steps": (lambda v: v >= 0, ">= 0"),
+    "max_minutes": (lambda v: _finite(v) and v >= 0, ">= 0 (0: no limit)"),
 }
 
 

@@ -22,6 +22,7 @@ import os
 import sys
 import warnings
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -293,7 +294,8 @@ def _train(stage: str, config: str | None, data: str, out: Path, overrides: list
         stop,
     ]
     trainer = L.Trainer(
-        max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
+        max_steps=cfg.max_steps, max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes else None,
+        accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
         strategy=strategy, precision=resolve_precision(cfg), gradient_clip_val=cfg.grad_clip or None,
         log_every_n_steps=cfg.log_every, val_check_interval=min(cfg.val_every, cfg.max_steps),
         check_val_every_n_epoch=None, limit_val_batches=cfg.val_batches, num_sanity_val_steps=0,
