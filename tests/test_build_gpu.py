@@ -23,6 +23,7 @@ def test_gpu_build_dry_run_leaves_a_playable_world_and_its_eval_in_out(tmp_path)
     work, out = tmp_path / "work", tmp_path / "out"
     env = {**os.environ, "WORK": str(work), "OUT": str(out), "EPISODES": "40", "HELDOUT_EPISODES": "12",
            "TOKENIZER_STEPS": "3", "WORLD_STEPS": "4", "LAM_STEPS": "2", "EVAL_CLIPS": "2",
+           "CARRY": str(tmp_path / "carry"),  # none carried: the judge is trained from the footage
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     command = ["bash", str(ROOT / "worlds/build_coinrun_gpu.sh"), "train.batch_size=2", "train.num_workers=0"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)

@@ -10,10 +10,17 @@
 # What comes back lands in OUT as it is made (a run stopped by its time limit still returns what
 # was done): build.log, tokenizer.tar.part-* and world.tar.part-* (the bundles, tar split in 15 MB
 # pieces: `cat world.tar.part-* | tar -x -C DIR`), tokenizer-metrics.csv, world-metrics.csv, eval.json.
-# Where procgen is not installed (a bare GPU machine has no network), the wheels in .whl are
-# installed into /tmp/site first (procgen-mirror, gym3, gym, gym_notices, cffi, pycparser for
-# Python 3.12, from `pip download`). JUDGE names a judge bundle for frame-skip-4 footage (genie judge
-# train); without one a judge is trained here on the training footage (a few minutes on CPU cores).
+# A bare GPU machine has no network, so what procgen needs travels in CARRY (default .carry, kept out
+# of git by .git/info/exclude and named in the device call's carry list):
+#   CARRY/wheels/*.whl  procgen-mirror 0.10.7, gym3, gym, gym_notices, cffi, pycparser for the machine's
+#                       Python (`pip download --no-deps --only-binary=:all: --python-version 3.12 ...`;
+#                       gym is an sdist: `pip wheel --no-deps gym==0.26.2`), installed into /tmp/site
+#                       when procgen is missing
+#   CARRY/lib.tar.xz    a folder of the shared libraries procgen's libenv.so links (libGL, libGLX,
+#                       libGLdispatch, X11, xcb, Xau, Xdmcp, bsd, md, glib, gthread, pcre2), put on
+#                       LD_LIBRARY_PATH only when `ldd libenv.so` finds them missing
+#   CARRY/judge         a judge bundle for frame-skip-4 footage (genie judge train --history 0); JUDGE
+#                       names another; without either one is trained on the footage (minutes on CPU)
 #
 # A dry run on a CPU, with tiny settings (a few minutes):
 #   EPISODES=24 HELDOUT_EPISODES=12 TOKENIZER_STEPS=4 WORLD_STEPS=6 LAM_STEPS=3 EVAL_CLIPS=4 \
@@ -34,11 +41,20 @@ exec > >(tee -a "$OUT/build.log") 2>&1
 start=$SECONDS
 stamp() { echo "== $(( SECONDS - start )) s: $*"; }
 
+# a bare GPU machine has no network: procgen comes from CARRY (see the header)
+CARRY=${CARRY:-.carry}
 if ! python3 -c "import procgen" 2>/dev/null; then
-  compgen -G ".whl/*.whl" >/dev/null || { echo "build_coinrun_gpu.sh: procgen is not installed and .whl holds no wheels" >&2; exit 1; }
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  compgen -G "$CARRY/wheels/*.whl" >/dev/null || { echo "build_coinrun_gpu.sh: procgen is not installed and $CARRY/wheels holds no wheels" >&2; exit 1; }
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$CARRY"/wheels/*.whl
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
+libenv=$(python3 -c "import os, procgen; print(os.path.join(os.path.dirname(procgen.__file__), 'data/prebuilt/libenv.so'))" 2>/dev/null)
+if ldd "$libenv" | grep -q "not found" && [[ -f $CARRY/lib.tar.xz ]]; then  # procgen's game needs libGL, X11, glib
+  mkdir -p /tmp/carried-lib && tar -xJf "$CARRY/lib.tar.xz" -C /tmp/carried-lib --strip-components 1
+  export LD_LIBRARY_PATH=/tmp/carried-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
+if ldd "$libenv" | grep "not found"; then echo "build_coinrun_gpu.sh: $libenv misses the libraries above" >&2; exit 1; fi
+if [[ -z ${JUDGE:-} && -f $CARRY/judge/config.json ]]; then JUDGE=$CARRY/judge; fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} WANDB_MODE=offline
 genie() { python3 -m genie "$@"; }
 source worlds/lib.sh
@@ -53,7 +69,8 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda' if torch.cuda
   torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
 
 # footage: every action equally likely, each held for 4 game frames; training levels 0-9999, the
-# held-out levels 100000-100199 only ever evaluated on (the same clips as ../lab's CPU recipes)
+# held-out levels 100000-100199 only ever evaluated on (recorded by one process, so the same
+# footage as the CPU recipes' data/coinrun4-heldout in benchmarks/RESULTS.md)
 stamp "footage ($WORKERS processes)"
 record "$WORK/data/train" --policy uniform --frame-skip 4 --max-steps 200 --episodes "$EPISODES" \
     --num-levels 10000 --seed 3 --workers "$WORKERS"
