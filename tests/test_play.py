@@ -173,6 +173,17 @@ def test_play_py_is_the_entry_point_and_errors_are_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and ".gif or .mp4" in proc.stderr, proc.stderr
 
 
+@pytest.mark.skipif(not (ROOT / "worlds" / "coinrun" / "config.json").is_file(), reason="no shipped world")
+def test_play_py_without_a_world_plays_the_shipped_one(tmp_path):
+    """`make play` runs `play.py` with no --world: it must find worlds/coinrun from any working folder."""
+    proc = subprocess.run([sys.executable, str(ROOT / "play.py"), "--keys", "right,jump", "--device", "cpu",
+                           "--threads", "1", "--record", str(tmp_path / "shipped.gif")],
+                          env={"SDL_VIDEODRIVER": "dummy", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(gif_frames(tmp_path / "shipped.gif")) == 3
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing bundle", "no such bundle"),
     ("no default world", "--world"),

@@ -46,7 +46,7 @@ from genie.bundle import bundle_prompts
 from genie.errors import GenieError
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # before pygame is imported
-DEFAULT_WORLD = Path(__file__).resolve().parents[1] / "worlds" / "coinrun"
+DEFAULT_WORLD = Path(__file__).resolve().parents[2] / "worlds" / "coinrun"
 MOVES = {"left": ("left", "a"), "right": ("right", "d"), "up": ("up", "w"), "down": ("down", "s"),
          "jump": ("space",), "noop": ("n",)}  # key map entry -> the pygame key names that play it
 CONTROLS = ("r", "p", "t", "h", "f12", "escape", "ctrl+s")
