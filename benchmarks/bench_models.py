@@ -138,7 +138,8 @@ def world_sections(scale: str) -> dict:
                           [], scale)
 
 
-def build_world(scale: str, device: torch.device, cached: bool, compile: bool = False) -> World:
+def build_world(scale: str, device: torch.device, cached: bool, compile: bool = False,
+                precision: str = "auto") -> World:
     """A World of configs/<scale>/ with random weights (speed does not depend on the weights)."""
     torch.manual_seed(0)
     tok_cfg = tokenizer_sections(scale)["model"]
@@ -147,7 +148,7 @@ def build_world(scale: str, device: torch.device, cached: bool, compile: bool = 
     dyn_cfg = DynamicsConfig(**{**asdict(s["dynamics"]), "vocab_size": tok_cfg.codebook_size,
                                 "grid_h": tok_cfg.grid[0], "grid_w": tok_cfg.grid[1], "num_actions": lam_cfg.num_actions})
     return World(VideoTokenizer(tok_cfg), LatentActionModel(lam_cfg), Dynamics(dyn_cfg), s["sample"], device, cached,
-                 compile)
+                 compile, precision)
 
 
 def full_window(world: World, batch: int, context: int) -> np.ndarray:

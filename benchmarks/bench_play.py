@@ -10,7 +10,8 @@ flip), in a pygame window on SDL's dummy driver. Timing starts once the context 
 Without worlds/coinrun (e.g. in a checkout that removed it), or with --random-world, the world is
 configs/<scale>/ with random weights, and the row says so: speed does not depend on the weights.
 On a GPU (or with --compile) the step is also timed with World(compile=True), the cached forwards
-under torch.compile; the fastest is reported, with its name and every variant's rate.
+under torch.compile, and on a CPU that multiplies bf16 natively (genie.world.cpu_has_bf16: AVX512-BF16,
+AMX) with World(precision="bf16"); the fastest is reported, with its name and every variant's rate.
 """
 
 from __future__ import annotations
@@ -34,21 +35,25 @@ from common import count_flops, report, sync  # noqa: E402
 
 from genie.bundle import bundle_prompts  # noqa: E402
 from genie.play.player import DEFAULT_WORLD, Player  # noqa: E402
-from genie.world import World, resolve_device  # noqa: E402
+from genie.world import World, cpu_has_bf16, resolve_device  # noqa: E402
 
-VARIANTS = {"eager": False, "torch.compile": True}  # World(compile=...)
+# name -> World(compile=..., precision=...)
+VARIANTS = {"eager": (False, "auto"), "torch.compile": (True, "auto"), "bf16": (False, "bf16")}
 
 
 def world_factory(world: str | None, scale: str, device: torch.device,
                   random_world: bool = False) -> tuple[Callable[..., World], str, Path | None]:
-    """-> (make(compile=False): a fresh copy of the world, its name for labels, its bundle or None).
+    """-> (make(compile=False, precision="auto"): a fresh copy of the world, its name for labels, its
+    bundle or None).
     `world` None means worlds/coinrun, or configs/<scale>/ with random weights where it does not exist."""
     bundle = Path(world) if world else DEFAULT_WORLD
     if not random_world and (world or DEFAULT_WORLD.exists()):
         name = world or "worlds/coinrun"
-        return (lambda compile=False: World.load(bundle, device=str(device), compile=compile)), name, bundle
+        return ((lambda compile=False, precision="auto": World.load(bundle, device=str(device), compile=compile,
+                                                                    precision=precision)), name, bundle)
     missing = "" if random_world else ", no worlds/coinrun"
-    return ((lambda compile=False: build_world(scale, device, cached=True, compile=compile)),
+    return ((lambda compile=False, precision="auto": build_world(scale, device, cached=True, compile=compile,
+                                                                 precision=precision)),
             f"configs/{scale}, random weights{missing}", None)
 
 
@@ -115,21 +120,24 @@ def step_flops(world: World, context: int | None = None, cached: bool | None = N
 
 def best_play_rate(make_world: Callable[..., World], bundle: Path | None, frames: int, compile: bool = False,
                    log=print) -> tuple[str, float, float, World, dict[str, str]]:
-    """play_rate of the eager world and, on a GPU or with `compile`, of World(compile=True); the
-    fastest wins. -> (variant name, frames/s, step seconds, its world, {variant: result or error})."""
+    """play_rate of the eager world and, on a GPU or with `compile`, of World(compile=True), and on a
+    CPU with native bf16 of World(precision="bf16"); the fastest wins.
+    -> (variant name, frames/s, step seconds, its world, {variant: result or error})."""
     world = make_world()
-    variants = VARIANTS if world.device.type == "cuda" or compile else {"eager": False}
+    cpu = world.device.type == "cpu"
+    names = ["eager"] + (["torch.compile"] if not cpu or compile else []) + (["bf16"] if cpu and cpu_has_bf16() else [])
     best, tried = None, {}
-    for variant, compiled in variants.items():
+    for variant in names:
+        compiled, precision = VARIANTS[variant]
         try:
-            candidate = make_world(compile=True) if compiled else world
+            candidate = make_world(compile=compiled, precision=precision) if variant != "eager" else world
             if compiled:  # compiling happens in the first steps: do them before timing
                 candidate.reset(prompt_for(candidate, bundle), seed=0)
                 for _ in range(3):
                     candidate.step(np.zeros(1, dtype=np.int64))
             rate, step = play_rate(candidate, prompt_for(candidate, bundle), frames)
         except Exception as err:  # a compile failure costs this variant only: report it, keep the others
-            if not compiled:
+            if variant == "eager":
                 raise
             tried[variant] = f"failed ({type(err).__name__}: {str(err).splitlines()[0][:80]})"
             log(f"play: {variant}: {tried[variant]}")

@@ -131,6 +131,9 @@ def add_sampler_arguments(parser: argparse.ArgumentParser, seed_help: str = "wor
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA if present), cpu or cuda")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the world's step: faster steps after a first one that compiles (a minute on a CPU)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="auto: bf16 on CUDA, fp32 on a CPU; bf16 on a CPU that multiplies it natively "
+                             "(AVX512-BF16, AMX) steps faster")
 
 
 def run_reporting(prog: str, call, debug: bool = False) -> int:

@@ -9,7 +9,10 @@ MaskGIT (genie.sampler.MaskGITSampler: `steps` rounds, `temperature`) from a KV 
 frames (a sliding window of the dynamics model's training context), then decodes only the new
 frame with the tokenizer's own decoder cache. The rollout lives in `world.state` (RolloutState).
 `compile=True` runs those cached forwards through torch.compile (faster steps once the first
-few have compiled them). `cached=False` recomputes the window every round instead (the reference path):
+few have compiled them). `precision`: "auto" steps in bf16 (autocast) on CUDA and in fp32 on a
+CPU; "bf16" asks for bf16 on a CPU too (faster where the CPU multiplies bf16 natively, AVX512-BF16
+or AMX: `cpu_has_bf16()`; the logits then depend on the batch in their last bits, as on CUDA);
+"fp32" keeps full precision everywhere (the reference the tests compare against). `cached=False` recomputes the window every round instead (the reference path):
 both give identical logits while the rollout fits in the window; once it slides, the cache keeps
 each frame's keys/values as computed when that frame was new (streaming), the reference
 recomputes the window from scratch. Randomness is per world and counter-based: world b with seed s draws the same
@@ -40,6 +43,17 @@ from genie.sampler import MaskGITSampler, RolloutState, SampleConfig
 CONFIDENCE_TEMPERATURE = 0.1
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (oneDNN's AVX512-BF16 / AMX kernels)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -64,7 +78,10 @@ class World:
         device: str | torch.device = "cpu",
         cached: bool = True,
         compile: bool = False,
+        precision: str = "auto",
     ):
+        if precision not in PRECISIONS:
+            raise GenieError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
         self.device = resolve_device(device)
         self.tokenizer = tokenizer.to(self.device).eval()
         self.lam = lam.to(self.device).eval()
@@ -73,7 +90,9 @@ class World:
         self.sample.check()
         self.num_actions = lam.config.num_actions
         self.frame_shape = (tokenizer.config.height, tokenizer.config.width, 3)
-        self.amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else None
+        bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
+        self.precision = "bf16" if bf16 else "fp32"
+        self.amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else None
         if compile and cached:  # the per-round forward and the frame decoder; eager everywhere else
             self.dynamics.transformer.compile_cached()
             self.tokenizer.decoder.compile_cached()
@@ -82,7 +101,8 @@ class World:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", steps: int | None = None,
-             temperature: float | None = None, cached: bool = True, compile: bool = False) -> World:
+             temperature: float | None = None, cached: bool = True, compile: bool = False,
+             precision: str = "auto") -> World:
         """Load a world bundle (a folder or one .safetensors file) written by `genie export`."""
         from genie.bundle import component, read_bundle
         from genie.config import from_dict
@@ -105,7 +125,7 @@ class World:
         sample = from_dict(SampleConfig, config.get("sample", {}), f"{path} [sample]")
         sample.steps = sample.steps if steps is None else steps
         sample.temperature = sample.temperature if temperature is None else temperature
-        world = cls(models["tokenizer"], models["lam"], models["dynamics"], sample, device, cached, compile)
+        world = cls(models["tokenizer"], models["lam"], models["dynamics"], sample, device, cached, compile, precision)
         world.bundle_config = config
         return world
 

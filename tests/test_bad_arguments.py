@@ -36,6 +36,7 @@ CASES = [
     (SAMPLE + ["--temperature", "-1"], "--temperature"),
     (SAMPLE + ["--temperature", "nan"], "--temperature"),
     (SAMPLE + ["--fps", "0"], "--fps"),
+    (SAMPLE + ["--precision", "fp16"], "--precision"),
     (SAMPLE + ["--scale", "0"], "--scale"),
     (SAMPLE + ["--device", "xyz"], "--device"),
     (SAMPLE + ["--seed", str(2**70)], "--seed"),

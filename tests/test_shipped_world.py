@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from genie.bundle import bundle_prompts
+from genie.errors import GenieError
 from genie.eval.metrics import mean_psnr
 from genie.play.keymap import KEYS
 from genie.world import World
@@ -51,6 +52,23 @@ def test_reconstructs_shipped_frames(world):
     assert recon.shape == frames.shape
     score = mean_psnr(torch.from_numpy(recon), torch.from_numpy(frames))
     assert score > 24.0, f"shipped tokenizer reconstructs held-out frames at {score:.1f} dB"
+
+
+def test_bf16_on_the_cpu_draws_the_same_world(world):
+    """World(precision="bf16") on a CPU: the prompt's reconstruction and a rollout from it stay
+    close to the fp32 world's (sampled tokens may differ where two were nearly tied)."""
+    assert world.precision == "fp32"  # auto on a CPU
+    fast = World.load(WORLD, device="cpu", precision="bf16")
+    assert fast.precision == "bf16"
+    prompt = bundle_prompts(WORLD)[0]
+    a, b = world.reset(prompt, seed=0), fast.reset(prompt, seed=0)
+    assert mean_psnr(torch.from_numpy(b), torch.from_numpy(a)) > 35
+    keys = [1, 1, 2, 0]
+    a = np.concatenate([world.step(np.array([k])) for k in keys])
+    b = np.concatenate([fast.step(np.array([k])) for k in keys])
+    assert b.dtype == np.uint8 and mean_psnr(torch.from_numpy(b), torch.from_numpy(a)) > 20
+    with pytest.raises(GenieError, match="precision 'fp16'"):
+        World.load(WORLD, device="cpu", precision="fp16")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")

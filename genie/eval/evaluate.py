@@ -159,7 +159,8 @@ def evaluate_tokenizer(bundle: str, data: str, max_clips: int = 64, clip_len: in
 def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 30, prompt_frames: int = 1,
              steps: int | None = None, temperature: float | None = None, device: str = "auto", seed: int = 0,
              batch_size: int = 32, grid: str | None = None, max_probe_transitions: int = 20_000,
-             judge: str | None = None, key_starts: int = 32, log=None, compile: bool = False) -> dict:
+             judge: str | None = None, key_starts: int = 32, log=None, compile: bool = False,
+             precision: str = "auto") -> dict:
     """Run every measurement above; returns a JSON-ready dict. Each stage is announced on stderr
     (or to `log`) as one line with the time so far, readable in a log file."""
     started = time.perf_counter()
@@ -177,7 +178,8 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 30, pro
     if set(components) == {"tokenizer"}:
         return evaluate_tokenizer(bundle, data, max_clips, device=device, seed=seed, grid=grid)
     clip_shards, hold_shards = split_shards(data)
-    world = World.load(bundle, device=device, steps=steps, temperature=temperature, compile=compile)
+    world = World.load(bundle, device=device, steps=steps, temperature=temperature, compile=compile,
+                       precision=precision)
     check_frame_size(clip_shards + hold_shards, world.frame_shape, bundle)
     judge_model = None
     if judge is not None:
@@ -194,6 +196,7 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 30, pro
     result = {
         "bundle": str(bundle), "data": str(data), "clips": len(frames), "prompt_frames": prompt_frames,
         "horizon": horizon, "maskgit_steps": world.sample.steps, "temperature": world.sample.temperature,
+        "precision": world.precision,
         **rollout_metrics(world, frames, prompt_frames, horizon, seed, batch_size),
     }
     if (true_actions >= 0).any():
