@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A CoinRun world from nothing in one leased-GPU run (about 8 minutes on an H200): record frame-skip-4
+# A CoinRun world from nothing in one leased-GPU run (about 8 minutes on an H200, planned: not yet run on one): record frame-skip-4
 # footage on the machine's cores, time a few training steps to size the runs (worlds/plan_steps.py),
 # train the sprint tokenizer and world (configs/sprint: the LAM first, then the dynamics on its frozen
 # actions, bf16 on the GPU, each run capped by train.max_minutes), export with the shipped sampler, store the key
@@ -33,8 +33,8 @@ OUT=${OUT:-$WORK/out}
 EPISODES=${EPISODES:-8000}                  # ~1M frames at frame skip 4
 HELDOUT_EPISODES=${HELDOUT_EPISODES:-120}
 WORKERS=${WORKERS:-$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))}
-TOKENIZER_MINUTES=${TOKENIZER_MINUTES:-2.3}
-WORLD_MINUTES=${WORLD_MINUTES:-2.8}
+TOKENIZER_MINUTES=${TOKENIZER_MINUTES:-2.0}
+WORLD_MINUTES=${WORLD_MINUTES:-2.6}
 EVAL_CLIPS=${EVAL_CLIPS:-64}
 mkdir -p "$OUT" "$WORK"
 exec > >(tee -a "$OUT/build.log") 2>&1
