@@ -32,9 +32,9 @@ train tokenizer "$WORK/runs/tok" "$WORK/data/coinrun-train" --config configs/sma
 train world "$WORK/runs/world" "$WORK/data/coinrun-1m" --config configs/small/world.yaml --tokenizer "$WORK/bundles/tok"
 
 # ship: weights with the sampler that plays at >= 15 frames/s on 2 CPU cores (3 MaskGIT rounds,
-# temperature 0.5), the key map measured from the model's own motion (the map from true actions
+# greedy: temperature 0), the key map measured from the model's own motion (the map from true actions
 # put left, right and noop on one latent action: see the model card), 8 held-out frames as prompts
-genie export "$WORK/runs/world" --out "$WORK/bundles/world" --force sample.steps=3 sample.temperature=0.5
+genie export "$WORK/runs/world" --out "$WORK/bundles/world" --force sample.steps=3 sample.temperature=0
 genie keymap "$WORK/bundles/world"
 python worlds/make_prompts.py "$WORK/data/coinrun-heldout" --out "$WORK/bundles/world/prompts"
 mkdir -p "$WORLD" && rm -rf "$WORLD/prompts"
