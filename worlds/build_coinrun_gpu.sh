@@ -11,7 +11,7 @@
 # was done): build.log, tokenizer.tar.part-* and world.tar.part-* (the bundles, tar split in 15 MB
 # pieces: `cat world.tar.part-* | tar -x -C DIR`), tokenizer-metrics.csv, world-metrics.csv, eval.json.
 # A bare GPU machine has no network, so what procgen needs travels in CARRY (default .carry, kept out
-# of git by .git/info/exclude and named in the device call's carry list):
+# of git by .gitignore and named in the device call's carry list):
 #   CARRY/wheels/*.whl  procgen-mirror 0.10.7, gym3, gym, gym_notices, cffi, pycparser for the machine's
 #                       Python (`pip download --no-deps --only-binary=:all: --python-version 3.12 ...`;
 #                       gym is an sdist: `pip wheel --no-deps gym==0.26.2`), installed into /tmp/site
