@@ -3,7 +3,7 @@ what each latent action does.
 
     python benchmarks/world_gifs.py --world worlds/coinrun --out benchmarks/figures
 
-writes into --out
+writes into --out (and prints the detail each prompt keeps after 8 steps, generated / prompt)
     prompt-sketch.png        a platformer sketch in pencil style (drawn here, stroke by stroke, from
                              a fixed seed: wobbly pencil lines on paper, a few coloured fills)
     <name>-prompts.gif       one scripted play-through (keys, through the bundle's key map) from
@@ -28,8 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_pipeline.ingest import read_prompt  # noqa: E402
+from data_pipeline.ingest import read_prompt, to_frame  # noqa: E402
 from genie.bundle import bundle_prompts  # noqa: E402
+from genie.eval.metrics import detail  # noqa: E402
 from genie.play.keymap import KEYS, bundle_keymap  # noqa: E402
 from genie.play.sample import compose, rollout, save_animation  # noqa: E402
 
@@ -156,6 +157,12 @@ def main(argv=None) -> None:
     images = [np.vstack([im, caption_bar(im.shape[1], f"key: {c}")])
               for im, c in zip(compose(frames, args.scale, list(prompts), pad=3, cols=len(prompts)), captions)]
     save_animation(out / f"{name}-prompts.gif", images, args.fps)
+    # the bar for sketches and photos: detail kept after 8 steps, against the prompt itself
+    # (at the world's frame size, as the World converts it)
+    start = torch.from_numpy(np.stack([to_frame(p, world.frame_shape[0]) for p in prompts.values()]))
+    kept = detail(torch.from_numpy(frames[:, min(8, frames.shape[1] - 1)])) / detail(start)
+    print("detail kept after 8 scripted steps (generated / prompt): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in zip(prompts, kept.tolist())))
 
     # what each latent action does, from the held-out frame
     a = world.num_actions
