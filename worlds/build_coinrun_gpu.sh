@@ -87,6 +87,7 @@ if [[ -z ${TOKENIZER_STEPS:-} || -z ${WORLD_STEPS:-} || -z ${LAM_STEPS:-} ]]; th
   stamp "timing training steps"
   read -r TOKENIZER_STEPS WORLD_STEPS LAM_STEPS < <(python3 worlds/plan_steps.py --scale sprint \
       --tokenizer-minutes "$TOKENIZER_MINUTES" --world-minutes "$WORLD_MINUTES")
+  [[ -n ${LAM_STEPS:-} ]] || { echo "build_coinrun_gpu.sh: worlds/plan_steps.py planned nothing (see above)" >&2; exit 1; }
 fi
 stamp "tokenizer: $TOKENIZER_STEPS steps (cap $TOKENIZER_MINUTES min)"
 train tokenizer "$WORK/runs/tok" "$WORK/data/train" --config configs/sprint/tokenizer.yaml \
