@@ -12,10 +12,11 @@ frame with the tokenizer's own decoder cache. The rollout lives in `world.state`
 few have compiled them). `precision`: "auto" steps in bf16 (autocast) on CUDA and in fp32 on a
 CPU; "bf16" asks for bf16 on a CPU too (faster where the CPU multiplies bf16 natively, AVX512-BF16
 or AMX: `cpu_has_bf16()`; the logits then depend on the batch in their last bits, as on CUDA);
-"fp32" keeps full precision everywhere (the reference the tests compare against). `cached=False` recomputes the window every round instead (the reference path):
-both give identical logits while the rollout fits in the window; once it slides, the cache keeps
-each frame's keys/values as computed when that frame was new (streaming), the reference
-recomputes the window from scratch. Randomness is per world and counter-based: world b with seed s draws the same
+"fp32" keeps full precision everywhere (the reference the tests compare against).
+`cached=False` recomputes the window every round instead (the reference path): both give
+identical logits while the rollout fits in the window; once it slides, the cache keeps each
+frame's keys/values as computed when that frame was new (streaming), the reference recomputes the
+window from scratch. Randomness is per world and counter-based: world b with seed s draws the same
 numbers in any batch. Arrays in and out are numpy uint8 (torch tensors are accepted too).
 
 Prompt images of any size and channel count go through one rule (data_pipeline.ingest.to_frame):
