@@ -11,6 +11,11 @@ the first round of the next frame, which runs over [pending frame, masked new fr
 frame costs `steps` forwards rather than `steps + 1`, with identical logits. `cached=False`
 recomputes the whole window every round instead (the reference path).
 
+Classifier-free guidance (`guidance` g != 1, for a dynamics model trained with action_dropout):
+every round also predicts the frame with the "no action" id in place of a_t, and samples from
+uncond + g * (cond - uncond), which makes the action's effect g times as strong (g = 1: plain
+conditional sampling, one forward a round; otherwise two). The past frames keep their actions.
+
 Randomness is counter-based: round r of frame f of a world with seed s draws
 genie.nn.maskgit.uniform(s, f, n, r), the same numbers whatever batch the world is in, for any
 number of rounds. The frame counter lives on the device, so a step needs no host round trip.
@@ -38,6 +43,7 @@ class SampleConfig:
     context: int = 16  # frames the dynamics model attends to (its training clip length)
     tokenizer_context: int = 4  # frames the tokenizer's decoder attends to (its training clip length)
     lam_context: int = 16  # frames per LAM window when inferring actions
+    guidance: float = 1.0  # classifier-free guidance scale on the action (1: none; needs dynamics.action_dropout > 0)
 
     def check(self) -> None:
         """GenieError naming the first setting out of its range."""
@@ -45,9 +51,10 @@ class SampleConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
                 raise GenieError(f"sample.{name} must be an integer >= {low}, got {value!r}")
-        t = self.temperature
-        if not isinstance(t, (int, float, np.floating)) or isinstance(t, bool) or not math.isfinite(t) or t < 0:
-            raise GenieError(f"sample.temperature must be a number >= 0 (0: greedy), got {t!r}")
+        for name, meaning in (("temperature", "0: greedy"), ("guidance", "1: none")):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float, np.floating)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                raise GenieError(f"sample.{name} must be a number >= 0 ({meaning}), got {v!r}")
 
 
 @dataclass
@@ -71,6 +78,15 @@ class MaskGITSampler:
 
     def __init__(self, dynamics: Dynamics, config: SampleConfig, cached: bool = True):
         self.dynamics, self.config, self.cached = dynamics, config, cached
+        self.check(config)
+
+    def check(self, config: SampleConfig) -> None:
+        """GenieError unless `config` suits this dynamics model."""
+        config.check()
+        if config.guidance != 1 and self.dynamics.config.action_dropout == 0:
+            raise GenieError(f"sample.guidance {config.guidance:g}: this world's dynamics was trained without "
+                             "action dropout (dynamics.action_dropout 0), so it has no unconditional prediction "
+                             "to guide against; use guidance 1")
 
     def start(self, tokens: Tensor, actions_in: Tensor, seeds: Tensor) -> RolloutState:
         """A rollout from prompt tokens int64 [B,T0,N] and the action into each frame [B,T0]
@@ -100,7 +116,19 @@ class MaskGITSampler:
         return new
 
     def round_logits(self, state: RolloutState, tokens: Tensor, action_in: Tensor, round_: int) -> Tensor:
-        """Logits [B,N,V] of the frame being sampled, holding `tokens` [B,N] (mask_id where masked)."""
+        """Logits [B,N,V] of the frame being sampled, holding `tokens` [B,N] (mask_id where masked),
+        guided when config.guidance != 1."""
+        cond = self.conditional_logits(state, tokens, action_in, round_)
+        g = self.config.guidance
+        if g == 1:
+            return cond
+        # the pending frame joined the cache in the conditional forward of round 0: round >= 1 from here
+        uncond = self.conditional_logits(state, tokens, torch.full_like(action_in, self.dynamics.config.no_action),
+                                         max(round_, 1)).float()
+        return uncond + g * (cond.float() - uncond)
+
+    def conditional_logits(self, state: RolloutState, tokens: Tensor, action_in: Tensor, round_: int) -> Tensor:
+        """The model's logits [B,N,V] of the frame being sampled given the action into it."""
         if not self.cached:  # recompute the whole window
             keep = self.config.context - 1
             seq = torch.cat((state.tokens[:, -keep:], tokens[:, None]), 1)

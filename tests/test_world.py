@@ -1,6 +1,7 @@
 """genie.World and the models behind it: action alignment, caching, batching, bundles, errors."""
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -23,13 +24,14 @@ FAST = ["train.wandb=false", "train.progress_bar=false"]
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 
 
-def tiny_world(cached=True, context=6, device="cpu") -> World:
+def tiny_world(cached=True, context=6, device="cpu", guidance=1.0) -> World:
     torch.manual_seed(0)
     tok = VideoTokenizer(TokenizerConfig(patch_size=8, dim=32, encoder_depth=1, decoder_depth=1, heads=2,
                                          codebook_size=64, code_dim=8))
     lam = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=1, decoder_depth=1, num_actions=4))
-    dyn = Dynamics(DynamicsConfig(vocab_size=64, grid_h=8, grid_w=8, num_actions=4, dim=32, depth=2, heads=2))
-    sample = SampleConfig(steps=4, context=context, tokenizer_context=3, lam_context=4)
+    dyn = Dynamics(DynamicsConfig(vocab_size=64, grid_h=8, grid_w=8, num_actions=4, dim=32, depth=2, heads=2,
+                                  action_dropout=0.0 if guidance == 1 else 0.1))
+    sample = SampleConfig(steps=4, context=context, tokenizer_context=3, lam_context=4, guidance=guidance)
     return World(tok, lam, dyn, sample, device=device, cached=cached)
 
 
@@ -60,6 +62,61 @@ def test_context_noise_randomises_visible_tokens_only_and_is_off_by_default():
     assert (inputs[mask] == 32).all()  # masked tokens stay masked (their targets are the clean tokens)
     changed = (inputs != tokens)[~mask].float().mean()
     assert 0.45 < changed < 0.52  # half the visible tokens are redrawn (1 in 32 onto its own code): 0.484
+
+
+def test_action_dropout_hides_a_share_of_the_actions_in_training_only():
+    dyn = Dynamics(DynamicsConfig(vocab_size=32, grid_h=4, grid_w=4, num_actions=4, dim=32, depth=1, heads=4,
+                                  action_dropout=0.25))
+    seen = []
+    dyn.register_forward_pre_hook(lambda module, args: seen.append(args[1]))
+    tokens, actions = torch.randint(0, 32, (64, 5, 4, 4)), torch.randint(0, 4, (64, 4))
+    dyn.loss(tokens, actions, torch.Generator().manual_seed(0))
+    dropped = seen[-1] == 4  # the "no action" id
+    assert torch.equal(seen[-1][~dropped], actions[~dropped]) and 0.2 < dropped.float().mean() < 0.3
+    dyn.eval().loss(tokens, actions, torch.Generator().manual_seed(0))
+    assert torch.equal(seen[-1], actions)  # validation sees every action
+    with pytest.raises(ValueError, match="action_dropout"):
+        DynamicsConfig(action_dropout=1.0)
+
+
+def test_guided_logits_steer_the_action_effect_by_the_guidance_scale():
+    """uncond + g * (cond - uncond), with "no action" in place of the frame's action only."""
+    world = tiny_world(cached=False, context=8, guidance=2.5)
+    world.reset(prompt(b=2, t=3), seed=0)
+    state, dyn, n = world.state, world.dynamics, world.state.tokens.shape[-1]
+    probe = torch.randint(0, 65, (2, n))  # some tokens masked (64)
+    action = torch.tensor([[1], [3]])
+    with torch.no_grad():
+        guided = world.sampler.round_logits(state, probe, action, 0)
+        seq = torch.cat((state.tokens, probe[:, None]), 1)
+        cond = dyn.step_logits(seq, torch.cat((state.actions_in, action), 1))[:, -1]
+        uncond = dyn.step_logits(seq, torch.cat((state.actions_in, torch.full_like(action, 4)), 1))[:, -1]
+    torch.testing.assert_close(guided, uncond + 2.5 * (cond - uncond))
+    assert not torch.allclose(cond, uncond)
+
+
+def test_guided_worlds_cache_like_the_reference_and_batch_like_singles():
+    cached, uncached = tiny_world(cached=True, context=8, guidance=3.0), tiny_world(cached=False, context=8, guidance=3.0)
+    p = prompt()
+    cached.reset(p, seed=[1, 2, 3]), uncached.reset(p, seed=[1, 2, 3])
+    steps = [np.array([t % 4, (t + 1) % 4, 3]) for t in range(6)]
+    frames = [cached.step(a) for a in steps]
+    assert all(np.array_equal(f, uncached.step(a)) for f, a in zip(frames, steps))
+    single = tiny_world(cached=True, context=8, guidance=3.0)
+    single.reset(p[1:2], seed=2)
+    assert all(np.array_equal(single.step(a[1:2])[0], f[1]) for f, a in zip(frames, steps))
+    plain = tiny_world(cached=True, context=8, guidance=1.0)
+    plain.dynamics.load_state_dict(cached.dynamics.state_dict())
+    plain.reset(p, seed=[1, 2, 3])
+    assert not all(np.array_equal(plain.step(a), f) for f, a in zip(frames, steps))  # guidance changes the frames
+
+
+def test_guidance_needs_a_world_trained_with_action_dropout():
+    world = tiny_world()
+    with pytest.raises(GenieError, match="action dropout"):
+        world.sample = SampleConfig(steps=4, context=6, tokenizer_context=3, lam_context=4, guidance=2.0)
+    with pytest.raises(GenieError, match="guidance must be a number >= 0"):
+        tiny_world(guidance=2.0).sample = SampleConfig(guidance=-1.0)
 
 
 def test_lam_action_depends_on_the_frames_of_its_transition_only():
@@ -253,11 +310,21 @@ def test_train_compile_compiles_what_trains_and_exports_a_loadable_bundle(traine
     assert world.reset(np.zeros((64, 64, 3), np.uint8), seed=0).shape == (1, 64, 64, 3)
 
 
-def test_world_run_resumes_and_continues(trained_world, tmp_path):
-    run = trained_world / "run"
-    assert main(["train", "world", "--data", str(trained_world / "data"), "--out", str(run), "--resume",
-                 "train.max_steps=6", *FAST]) == 0
+def test_world_run_resumes_and_continues(trained_world, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained_world / "run", run)
+    resume = ["train", "world", "--data", str(trained_world / "data"), "--out", str(run), "--resume", *FAST]
+    assert main([*resume, "dynamics.dim=64"]) == 2  # the model's shape stays
+    assert "cannot change dynamics.dim when resuming" in capsys.readouterr().err
+    # what only shapes the training inputs may change: the run goes on with action dropout
+    assert main([*resume, "train.max_steps=6", "train.ckpt_every=1", "dynamics.action_dropout=0.1"]) == 0
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+    assert [p.name for p in (run / "checkpoints").glob("last*")] == ["last.ckpt"]  # in its new folder too
+    assert main(["export", str(run), "--out", str(tmp_path / "b"), "sample.guidance=2"]) == 0
+    world = World.load(tmp_path / "b", device="cpu")
+    assert (world.dynamics.config.action_dropout, world.sample.guidance) == (0.1, 2.0)
+    assert world.reset(np.zeros((64, 64, 3), np.uint8), seed=0).shape == (1, 64, 64, 3)
+    assert world.step(np.array([1])).shape == (1, 64, 64, 3)
 
 
 def test_lam_steps_train_the_lam_first_then_the_dynamics_on_its_frozen_actions(trained_world, tmp_path):

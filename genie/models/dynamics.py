@@ -6,7 +6,10 @@ tokens z[B,T,h,w] (+ MASK) -> token embedding + patch position
 
 Training masks a fraction r ~ U[0.5, 1) of the tokens of frames 1..T-1 and takes cross-entropy
 on the masked ones; with context_noise > 0 a share of the visible tokens is replaced by random
-codes first (the loss still targets the clean tokens). Sampling (genie.nn.maskgit) predicts one new frame at a time from a KV cache
+codes first (the loss still targets the clean tokens), and with action_dropout > 0 a share of
+the actions is replaced by the "no action" id, so the model also learns the frame that follows
+without knowing the action: the unconditional prediction that classifier-free guidance
+(SampleConfig.guidance) steers away from. Both apply in training mode only. Sampling (genie.nn.maskgit) predicts one new frame at a time from a KV cache
 of past frames, so a step costs one frame of compute.
 """
 
@@ -38,6 +41,15 @@ class DynamicsConfig:
     # training only: share of the visible (unmasked) tokens replaced by random codes, so the model
     # learns to predict from imperfect context as in its own rollouts (exposure bias; Jasmine uses 0.1)
     context_noise: float = 0.0
+    # training only: share of the actions a_t replaced by the "no action" id (classifier-free
+    # guidance needs the unconditional prediction; 0: the world cannot be guided)
+    action_dropout: float = 0.0
+
+    def __post_init__(self):
+        for name in ("context_noise", "action_dropout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"dynamics.{name} must be from 0 up to (not including) 1, got {value!r}")
 
     @property
     def mask_id(self) -> int:
@@ -79,6 +91,9 @@ class Dynamics(nn.Module):
         b, t, h, w = tokens.shape
         flat = rearrange(tokens, "b t h w -> b t (h w)")
         inputs, mask = self.training_inputs(flat, generator)
+        if self.training and self.config.action_dropout > 0:
+            drop = torch.rand(actions.shape, generator=generator, device=actions.device) < self.config.action_dropout
+            actions = torch.where(drop, torch.full_like(actions, self.config.no_action), actions)
         logits = self(rearrange(inputs, "b t (h w) -> b t h w", h=h), actions)  # through __call__: compile() applies
         target = torch.where(mask, flat, torch.full_like(flat, -100))
         loss = F.cross_entropy(rearrange(logits.float(), "b t n v -> (b t n) v"), target.flatten(), ignore_index=-100)
@@ -93,7 +108,7 @@ class Dynamics(nn.Module):
         mask = random_mask((b, t - 1, n), c.mask_low, c.mask_high, generator, flat.device)
         mask = torch.cat((torch.zeros_like(mask[:, :1]), mask), dim=1)  # frame 0 is never masked
         inputs = torch.where(mask, torch.full_like(flat, c.mask_id), flat)
-        if c.context_noise > 0:
+        if self.training and c.context_noise > 0:
             noisy = (torch.rand(flat.shape, generator=generator, device=flat.device) < c.context_noise) & ~mask
             codes = torch.randint(0, c.vocab_size, flat.shape, generator=generator, device=flat.device)
             inputs = torch.where(noisy, codes, inputs)

@@ -111,18 +111,24 @@ def _is_rank_zero() -> bool:
     return rank_zero_only.rank == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
 
 
+# Model keys that change only what training feeds the model, not its shape: a run may go on with new ones.
+RESUMABLE_KEYS = ("dynamics.context_noise", "dynamics.action_dropout", "dynamics.mask_low", "dynamics.mask_high")
+
+
 def resolve_config(stage: str, config: str | None, overrides: list[str], out: Path, resume: bool,
                    tokenizer_cfg=None) -> dict[str, Any]:
     """-> one config dataclass per section (e.g. model, train), from the YAML (or the run's own
-    config.yaml when resuming) plus overrides. On resume only train.* keys may change."""
+    config.yaml when resuming) plus overrides. On resume only train.* keys and RESUMABLE_KEYS
+    (what shapes the training inputs, not the model) may change."""
     spec = _stages()[stage]
     pairs = parse_overrides(overrides)
     if resume:
         saved = out / "config.yaml"
         raw, source = load_yaml(saved), str(saved)
-        changed = [k for k, _ in pairs if not k.startswith("train.")]
+        changed = [k for k, _ in pairs if not k.startswith("train.") and k not in RESUMABLE_KEYS]
         if changed:
-            raise GenieError(f"{out}: cannot change {changed[0]} when resuming (only train.* keys may change)")
+            raise GenieError(f"{out}: cannot change {changed[0]} when resuming (only train.* keys and "
+                             f"{', '.join(RESUMABLE_KEYS)} may change)")
     else:
         if config is None:
             raise GenieError("--config is required to start a run")
@@ -288,6 +294,7 @@ def _train(stage: str, config: str | None, data: str, out: Path, overrides: list
         ModelCheckpoint(
             dirpath=out / "checkpoints", filename="step{step:07d}", auto_insert_metric_name=False,
             every_n_train_steps=cfg.ckpt_every, save_last=True, save_top_k=1,
+            enable_version_counter=False,  # a run moved to another folder keeps writing last.ckpt, not last-v1.ckpt
         ),
         Throughput(cfg.log_every, module.tokens_per_sample(cfg.clip_len)),
         LearningRateMonitor(logging_interval="step"),
