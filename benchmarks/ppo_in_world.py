@@ -55,10 +55,11 @@ def coinrun_names(env) -> list[str]:
 
 
 def play_coinrun(policy, episodes: int, num_envs: int, seed: int, start_level: int, num_levels: int,
-                 mode: str, max_steps: int) -> np.ndarray:
+                 mode: str, max_steps: int, frame_skip: int = 1) -> np.ndarray:
     """Returns of `episodes` real CoinRun episodes (spread evenly over num_envs envs, so short episodes are not
-    favoured) played by policy(frames uint8 [n,64,64,3]) -> CoinRun actions int [n]. An episode cut at max_steps
-    counts with the reward it had; that env then waits for its next level start."""
+    favoured) played by policy(frames uint8 [n,64,64,3]) -> CoinRun actions int [n], each action held for
+    `frame_skip` game frames (as the world's footage was recorded; max_steps counts game frames). An episode
+    cut at max_steps counts with the reward it had; that env then waits for its next level start."""
     from data_pipeline.coinrun import make_coinrun_env
 
     num_envs = min(num_envs, episodes)
@@ -69,10 +70,14 @@ def play_coinrun(policy, episodes: int, num_envs: int, seed: int, start_level: i
     returns = []
     _, ob, first = env.observe()
     while quota.sum() > 0:
-        env.act(np.asarray(policy(ob["rgb"]), dtype=np.int32))
-        rew, ob, first = env.observe()
-        ret += np.where(playing, rew, 0)
-        length += playing
+        action, done = np.asarray(policy(ob["rgb"]), dtype=np.int32), np.zeros(num_envs, bool)
+        for _ in range(frame_skip):  # an env whose episode ended waits (its next level's reward is not counted)
+            env.act(action)
+            rew, ob, first = env.observe()
+            ret += np.where(playing & ~done, rew, 0)
+            length += playing & ~done
+            done |= first
+        first = done
         ended = playing & (first | (length >= max_steps))
         for i in np.flatnonzero(ended):
             returns.append(ret[i])
@@ -82,6 +87,15 @@ def play_coinrun(policy, episodes: int, num_envs: int, seed: int, start_level: i
         playing = (quota > 0) & np.where(ended & ~first, False, playing | first)
     env.close()
     return np.array(returns)
+
+
+def footage_frame_skip(data: str) -> int:
+    """The frame skip CoinRun footage was recorded with, from its shards' source ("coinrun:hard:skip4:..." -> 4)."""
+    from data_pipeline.shards import find_shards, read_shard_info
+
+    source = read_shard_info(find_shards(data)[0]).source
+    skips = [int(part[4:]) for part in source.split(":") if part.startswith("skip") and part[4:].isdigit()]
+    return skips[0] if skips else 1
 
 
 def main() -> None:
@@ -100,6 +114,8 @@ def main() -> None:
     parser.add_argument("--start-level", type=int, default=100_000, help="first held-out CoinRun level")
     parser.add_argument("--num-levels", type=int, default=200)
     parser.add_argument("--mode", default="hard", choices=["easy", "hard"])
+    parser.add_argument("--frame-skip", type=int, help="game frames per world step in real CoinRun "
+                        "(default: what --map's footage was recorded with, e.g. coinrun:hard:skip4 -> 4)")
     parser.add_argument("--device", default="auto", help="world and policy device")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", help="write the trained policy here (.zip, stable-baselines3 format)")
@@ -163,9 +179,10 @@ def run(args: argparse.Namespace) -> None:
         "random CoinRun actions": lambda frames: rng.integers(0, len(names), len(frames)),
         "random latent actions through the map": lambda frames: mapping[rng.integers(0, world.num_actions, len(frames))],
     }
+    frame_skip = args.frame_skip or footage_frame_skip(args.map or args.prompts)
     eval_kwargs = dict(episodes=args.eval_episodes, num_envs=args.eval_envs, seed=args.seed + 1,
                        start_level=args.start_level, num_levels=args.num_levels, mode=args.mode,
-                       max_steps=args.eval_max_steps)
+                       max_steps=args.eval_max_steps, frame_skip=frame_skip)
     world_name = Path(args.world).name
     rows = [
         (f"PPO in world {world_name}{note}: {args.num_envs} envs, {model.num_timesteps:,} steps, reward {args.reward}, "
@@ -177,8 +194,9 @@ def run(args: argparse.Namespace) -> None:
     ]
     for label, policy in policies.items():
         returns = play_coinrun(policy, **eval_kwargs)
+        skip = f", each action held {frame_skip} frames" if frame_skip > 1 else ""
         rows.append((f"real CoinRun {args.mode}, {len(returns)} episodes on levels {args.start_level}+"
-                     f"{args.num_levels}, <= {args.eval_max_steps} steps: {label}{note}",
+                     f"{args.num_levels}, <= {args.eval_max_steps} steps{skip}: {label}{note}",
                      f"mean return {returns.mean():.2f}, success {np.mean(returns > 0):.0%}"))
         print(f"{label}: mean return {returns.mean():.2f}", flush=True)
     report("ppo_in_world.py", rows, args.append_results)

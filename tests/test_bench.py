@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -86,3 +87,27 @@ def test_a_failing_suite_costs_its_own_rows_only(monkeypatch, capsys):
     expected = [row for row in SUITE_ROWS if "training" not in row]  # measured after the failure too
     labels = [label for label, _, _ in rows if label != "training, configs/tiny"]
     assert len(labels) == len(expected) and all(a.startswith(b) for a, b in zip(labels, expected))
+
+
+def test_ppo_benchmark_plays_real_coinrun_at_the_footages_frame_skip(tmp_path):
+    """Each latent action is K game frames in a world learned from skip-K footage, so the real game
+    holds each action K frames; the cut at --eval-max-steps still counts game frames."""
+    coinrun = pytest.importorskip("data_pipeline.coinrun")
+    coinrun.check_procgen()
+    from genie.cli import main
+
+    import ppo_in_world
+
+    assert main(["record", "--env", "coinrun", "--episodes", "1", "--max-steps", "8", "--frame-skip", "4",
+                 "--out", str(tmp_path / "skip4")]) == 0
+    assert ppo_in_world.footage_frame_skip(str(tmp_path / "skip4")) == 4
+    for skip, calls_expected in ((1, 40), (4, 10)):
+        calls = []
+
+        def noop(frames):
+            calls.append(len(frames))
+            return np.full(len(frames), 4)  # NOOP: the level never ends by itself within 40 frames
+
+        returns = ppo_in_world.play_coinrun(noop, episodes=1, num_envs=1, seed=0, start_level=5, num_levels=1,
+                                            mode="hard", max_steps=40, frame_skip=skip)
+        assert len(returns) == 1 and len(calls) == calls_expected

@@ -96,6 +96,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen tokenizer
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")  # a resumed run's own
+    # a run resumed in another folder: it keeps one best and one last checkpoint there (no version counter)
+    warnings.filterwarnings("ignore", message=r".*The dirpath has changed from.*")
     # clips are drawn at random: a run resumed mid-epoch loses nothing but the order of its draws
     warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
     # usage counts are summed across ranks before they are logged
