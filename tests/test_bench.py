@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -94,9 +94,9 @@ def test_ppo_benchmark_plays_real_coinrun_at_the_footages_frame_skip(tmp_path):
     holds each action K frames; the cut at --eval-max-steps still counts game frames."""
     coinrun = pytest.importorskip("data_pipeline.coinrun")
     coinrun.check_procgen()
-    from genie.cli import main
-
     import ppo_in_world
+
+    from genie.cli import main
 
     assert main(["record", "--env", "coinrun", "--episodes", "1", "--max-steps", "8", "--frame-skip", "4",
                  "--out", str(tmp_path / "skip4")]) == 0
@@ -104,7 +104,7 @@ def test_ppo_benchmark_plays_real_coinrun_at_the_footages_frame_skip(tmp_path):
     for skip, calls_expected in ((1, 40), (4, 10)):
         calls = []
 
-        def noop(frames):
+        def noop(frames, calls=calls):
             calls.append(len(frames))
             return np.full(len(frames), 4)  # NOOP: the level never ends by itself within 40 frames
 
