@@ -98,6 +98,11 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             raise GenieError(f"{where} expects true/false, got {value!r}")
         return value
     if isinstance(default, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, str) and isinstance(default, float):
+            try:  # YAML 1.1 reads 1e-3 (no dot) as a string
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, (int, float)):
             if isinstance(default, int) and isinstance(value, float) and not value.is_integer():
                 raise GenieError(f"{where} expects an integer, got {value!r}")

@@ -347,6 +347,29 @@ def test_lam_steps_train_the_lam_first_then_the_dynamics_on_its_frozen_actions(t
     assert any(not torch.equal(dyn2[k], dyn4[k]) for k in dyn2)
 
 
+def test_init_starts_a_run_from_a_bundles_weights_and_freeze_lam_keeps_its_lam(trained_world, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    bundle = load_file(trained_world / "world.bundle" / "model.safetensors")
+    run = tmp_path / "run"
+    args = ["train", "world", "--data", str(trained_world / "data"), *FAST, "--config",
+            str(ROOT / "configs/tiny/world.yaml"), "--tokenizer", str(trained_world / "tok.bundle"),
+            "train.max_steps=2", "train.val_every=100", "dynamics.action_dropout=0.1"]  # training-only: may differ
+    assert main([*args, "--out", str(run), f"train.init={trained_world / 'world.bundle'}", "train.freeze_lam=true",
+                 "train.lr=1e-6"]) == 0
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    lam = {k: v for k, v in state.items() if k.startswith("lam.")}
+    assert lam and all(torch.equal(v, bundle[k]) for k, v in lam.items())  # loaded, then never trained
+    dyn = [k for k in state if k.startswith("dynamics.") and k in bundle and state[k].is_floating_point()]
+    assert all(torch.allclose(state[k], bundle[k], atol=1e-4) for k in dyn)  # loaded, then barely moved
+    assert not all(torch.equal(state[k], bundle[k]) for k in dyn)  # but trained
+    assert main([*args, "--out", str(tmp_path / "other"), f"train.init={trained_world / 'world.bundle'}",
+                 "dynamics.dim=48"]) == 2
+    assert "its dynamics.dim is 64 but this run's is 48" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()  # refused before the run folder was made
+    assert main([*args, "--out", str(tmp_path / "other"), "train.freeze_lam=true"]) == 2  # nothing to freeze
+
+
 def test_max_minutes_stops_a_run_in_time_and_leaves_an_exportable_checkpoint(trained_world, tmp_path):
     run = tmp_path / "run"
     assert main(["train", "world", "--data", str(trained_world / "data"), "--out", str(run), *FAST,
@@ -446,6 +469,21 @@ def test_lam_decoder_without_history_sees_frame_t_alone(history):
     a, b = lam(video).recon, lam(other).recon
     assert not torch.allclose(a[:, 0], b[:, 0])  # frame 1 is predicted from frame 0
     assert torch.allclose(a[:, 1:], b[:, 1:]) != history  # frames 2, 3 see frame 0 only through history
+
+
+@pytest.mark.parametrize("history", [True, False])
+def test_lam_encoder_without_history_reads_each_transition_from_its_two_frames(history):
+    torch.manual_seed(0)
+    lam = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=2, decoder_depth=1, patch_size=16,
+                                      encoder_history=history)).eval()
+    video = torch.randint(0, 256, (2, 5, 64, 64, 3), dtype=torch.uint8)
+    other = video.clone()
+    other[:, 0] = 255 - other[:, 0]  # another frame 0
+    a, b = lam.encode(video).similarity, lam.encode(other).similarity  # [B,4,A]
+    assert not torch.allclose(a[:, 0], b[:, 0])  # transition 0 -> 1 holds frame 0
+    assert torch.allclose(a[:, 2:], b[:, 2:]) != history  # 2 -> 3 and 3 -> 4 see frame 0 only through history
+    alone = lam.encode(video[:, 2:4]).similarity[:, 0]  # transition 2 -> 3 in a window of its own
+    assert torch.allclose(alone, a[:, 2], atol=1e-5) != history
 
 
 def test_lam_warp_moves_frame_t_by_its_flow():

@@ -1,7 +1,8 @@
 """LatentActionModel: discrete actions learned from pixels alone (Genie's LAM).
 
-video x[0..T-1] uint8 -> patches of x_t and of x_t - x_{t-1} -> ST encoder (causal)
-    -> max over the patches of frame t+1 -> VQ with a tiny codebook (num_actions codes)
+video x[0..T-1] uint8 -> patches of x_t and of x_t - x_{t-1} -> ST encoder (causal; with
+    encoder_history=False over each pair of frames t, t+1 alone) -> max over the patches of frame t+1
+    -> VQ with a tiny codebook (num_actions codes)
     -> a_t, one action per transition t -> t+1
 decoder: ST decoder over frames 0..T-2 with a_t added to every patch of frame t (causal in time;
     with decoder_history=False each frame t alone) -> predicts frame t+1 as frame t plus a residual
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 from genie.models.tokenizer import check_patches, frames_to_float, patchify, unpatchify
@@ -55,6 +57,10 @@ class LAMConfig:
     # the decoder attends to frames 0..t (True, Genie) or to frame t alone (False): with the past in
     # view it can predict t+1 from momentum, and the action need not say what it can read there
     decoder_history: bool = True
+    # the encoder reads transition t -> t+1 from frames 0..t+1 (True) or from frames t and t+1 alone
+    # (False, what a 2-frame judge sees): with the past in view a code can mean "faster than before"
+    # rather than "moved left", which a player's key cannot hold to
+    encoder_history: bool = True
     # the decoder also predicts a flow field (2 values per patch, bilinear between patch centres) and
     # frame t is warped by it before the residual is added: moving content costs two numbers a patch
     # instead of every pixel of it (a 1 px scroll re-draws every edge of the frame)
@@ -97,9 +103,16 @@ class LatentActionModel(nn.Module):
         """frames uint8 [B,T,H,W,3] -> VQOutput over the T-1 transitions (indices [B,T-1])."""
         x = frames_to_float(frames)
         change = torch.cat((torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]), dim=1)  # frame 0: none
-        x = self.enc_embed(patchify(torch.cat((x, change), dim=-1), self.config.patch_size)) + self.enc_pos
-        h = self.encoder(x)  # [B,T,N,D]; frame t+1's patches have seen frames <= t+1
-        return self.vq(h[:, 1:].amax(dim=2))  # [B,T-1,D]: one code per transition
+        if self.config.encoder_history:
+            x = self.enc_embed(patchify(torch.cat((x, change), dim=-1), self.config.patch_size)) + self.enc_pos
+            h = self.encoder(x)[:, 1:]  # [B,T-1,N,D]; frame t+1's patches have seen frames <= t+1
+        else:  # each transition on its own: frame t (no change into it) then frame t+1 with its change
+            pairs = torch.stack((torch.cat((x[:, :-1], torch.zeros_like(change[:, 1:])), dim=-1),
+                                 torch.cat((x[:, 1:], change[:, 1:]), dim=-1)), dim=2)  # [B,T-1,2,H,W,6]
+            b = pairs.shape[0]
+            x = self.enc_embed(patchify(rearrange(pairs, "b t p h w c -> (b t) p h w c"), self.config.patch_size))
+            h = rearrange(self.encoder(x + self.enc_pos)[:, 1], "(b t) n d -> b t n d", b=b)
+        return self.vq(h.amax(dim=2))  # [B,T-1,D]: one code per transition
 
     def infer_actions(self, frames: Tensor) -> Tensor:
         """frames uint8 [B,T,H,W,3] -> latent actions int64 [B,T-1]."""

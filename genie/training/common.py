@@ -54,6 +54,14 @@ class TrainConfig:
     # a leased GPU. The schedule still runs on max_steps, so size max_steps to fit and keep this as the
     # cap; a run stopped by it saves last.ckpt and exports like any other
     max_minutes: float = 0.0
+    # world stage only: start the LAM and/or the dynamics (init_parts) from a world bundle's weights
+    # instead of at random, e.g. to train a shipped world further or on a new LAM; their configs must
+    # match the bundle's (training-only dynamics keys may differ). Read when a run starts, not on resume
+    init: str = ""
+    init_parts: list = field(default_factory=lambda: ["lam", "dynamics"])
+    # world stage only: the LAM never trains; the dynamics learns on the actions of the LAM it starts
+    # with (from init) from the first step
+    freeze_lam: bool = False
 
     def __post_init__(self) -> None:
         """ValueError naming the first key outside its range, its value and the range allowed
@@ -69,6 +77,9 @@ class TrainConfig:
         if self.lam_steps and self.lam_steps >= self.max_steps:
             raise ValueError(f"key 'lam_steps' must be < max_steps ({self.max_steps}) so the dynamics trains, "
                              f"got {self.lam_steps}")
+        if self.freeze_lam and (self.lam_steps or "lam" not in self.init_parts or not self.init):
+            raise ValueError("key 'freeze_lam' needs a trained LAM to freeze: set train.init to a world bundle "
+                             "with 'lam' in train.init_parts, and train.lam_steps 0")
 
 
 def _finite(v) -> bool:
@@ -95,6 +106,8 @@ _TRAIN_RANGES = {  # TrainConfig key -> (test, the range allowed, as the error s
     "seed": (lambda v: 0 <= v < 2**32, "from 0 to 2**32 - 1"),
     "lam_steps": (lambda v: v >= 0, ">= 0"),
     "max_minutes": (lambda v: _finite(v) and v >= 0, ">= 0 (0: no limit)"),
+    "init_parts": (lambda v: isinstance(v, list) and len(v) > 0 and set(v) <= {"lam", "dynamics"},
+                   "a list of lam, dynamics"),
 }
 
 

@@ -138,8 +138,10 @@ def resolve_config(stage: str, config: str | None, overrides: list[str], out: Pa
     sections = build_sections(raw, spec.sections, pairs, source)
     if stage == "world":
         _derive_world_sections(sections, tokenizer_cfg, source)
-    elif sections["train"].lam_steps:
-        raise GenieError(f"{source}: train.lam_steps is for the world stage (the tokenizer has no LAM)")
+    else:
+        for key in ("lam_steps", "init", "freeze_lam"):
+            if getattr(sections["train"], key):
+                raise GenieError(f"{source}: train.{key} is for the world stage (the tokenizer has no LAM)")
     try:
         spec.module(**_module_kwargs(sections, tokenizer_cfg))
     except ValueError as err:
@@ -256,6 +258,7 @@ def _train(stage: str, config: str | None, data: str, out: Path, overrides: list
     strategy = make_strategy(cfg)
     frame_cfg = sections["model"] if stage == "tokenizer" else tokenizer_cfg
 
+    init_weights = bundle_weights(cfg.init, cfg.init_parts, sections) if cfg.init and not resume else {}
     datamodule = ClipDataModule(
         data, clip_len=cfg.clip_len, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
         val_fraction=cfg.val_fraction, seed=cfg.seed,
@@ -283,6 +286,8 @@ def _train(stage: str, config: str | None, data: str, out: Path, overrides: list
     module = _stages()[stage].module(**_module_kwargs(sections, tokenizer_cfg), sample_dir=str(out / "samples"))
     if tokenizer_model is not None and not resume:
         module.tokenizer.load_state_dict(tokenizer_model.state_dict())
+    for part, state in init_weights.items():
+        getattr(module, part).load_state_dict(state)
     if cfg.compile:  # in place, so state_dict keys (checkpoints, bundles) are unchanged
         from torch.nn import ModuleDict
 
@@ -321,6 +326,30 @@ def _train(stage: str, config: str | None, data: str, out: Path, overrides: list
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics[0].items())
         print(f"{stage}: step {trainer.global_step}: {shown}")
     return last
+
+
+# dynamics keys that shape only the training inputs: a run may start from a bundle that differs in them
+TRAINING_ONLY_DYNAMICS = tuple(k.split(".", 1)[1] for k in RESUMABLE_KEYS)
+
+
+def bundle_weights(bundle: str, parts: list[str], sections: dict[str, Any]) -> dict[str, dict]:
+    """train.init: `parts` (lam, dynamics) of a world bundle -> {part: state_dict}, checked before a run
+    starts: GenieError naming the first config key in which the bundle's part differs from the run's."""
+    from genie.bundle import component, read_bundle
+
+    path = Path(bundle)
+    config, weights = read_bundle(path)
+    out = {}
+    for part in parts:
+        cfg, out[part] = component(config, weights, part, path)
+        ours = asdict(sections[part])
+        skip = TRAINING_ONLY_DYNAMICS if part == "dynamics" else ()
+        differs = [k for k in ours if k not in skip and k in cfg and cfg[k] != ours[k]]
+        if differs:
+            k = differs[0]
+            raise GenieError(f"train.init {path}: its {part}.{k} is {cfg[k]!r} but this run's is {ours[k]!r}; "
+                             f"make the run's {part} section match the bundle's config.json")
+    return out
 
 
 def _load_stage_tokenizer(stage: str, tokenizer: str | None, out: Path, resume: bool):

@@ -7,7 +7,9 @@ infers actions a[B,T-1] from pixels and is trained to reconstruct frames 1..T-1 
 
 With train.lam_steps = N the two train one after the other instead: steps 0..N-1 the LAM alone
 (no tokenizer, no dynamics), then the LAM is frozen (eval mode, no gradient) and the dynamics
-learns on the actions it infers, which no longer shift under it.
+learns on the actions it infers, which no longer shift under it. With train.init the LAM and/or the
+dynamics start from a world bundle's weights (genie.training.run.bundle_weights), and with
+train.freeze_lam the bundle's LAM stays frozen from the first step.
 """
 
 from __future__ import annotations
@@ -56,8 +58,11 @@ class WorldModule(StageModule):
 
     @property
     def lam_frozen(self) -> bool:
-        """Whether the LAM phase of train.lam_steps is over (always False when co-training)."""
+        """Whether the LAM no longer trains: train.freeze_lam, or the LAM phase of train.lam_steps is
+        over (always False when co-training)."""
         steps = self.train_config.lam_steps
+        if self.train_config.freeze_lam:
+            return True
         return steps > 0 and self._trainer is not None and self.trainer.global_step >= steps
 
     def on_train_batch_start(self, batch, batch_idx):
