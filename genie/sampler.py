@@ -95,7 +95,7 @@ class MaskGITSampler:
         if self.cached:
             cache = self.dynamics.transformer.new_cache(self.config.context - 1, max_new=2)
             if tokens.shape[1] > 1:
-                self.dynamics.step_logits(tokens[:, :-1], actions_in[:, :-1], cache, commit=True)
+                self.dynamics.step_logits(tokens[:, :-1], actions_in[:, :-1], cache, commit=True, last=True)
         frame = torch.zeros((), dtype=torch.int64, device=tokens.device)
         return RolloutState(seeds, frame, tokens, actions_in, cache)
 
@@ -133,9 +133,9 @@ class MaskGITSampler:
             keep = self.config.context - 1
             seq = torch.cat((state.tokens[:, -keep:], tokens[:, None]), 1)
             acts = torch.cat((state.actions_in[:, -keep:], action_in), 1)
-            return self.dynamics.step_logits(seq, acts)[:, -1]
+            return self.dynamics.step_logits(seq, acts, last=True)[:, 0]
         if round_ == 0:  # the pending frame joins the cache in the same forward
             seq = torch.cat((state.tokens[:, -1:], tokens[:, None]), 1)
             acts = torch.cat((state.actions_in[:, -1:], action_in), 1)
-            return self.dynamics.step_logits(seq, acts, state.cache, commit=1)[:, -1]
+            return self.dynamics.step_logits(seq, acts, state.cache, commit=1, last=True)[:, 0]
         return self.dynamics.step_logits(tokens[:, None], action_in, state.cache)[:, 0]

@@ -149,11 +149,13 @@ def test_resume_and_restart_together_are_refused(run, data, capsys):
 
 # --- genie train: interrupted runs -----------------------------------------------------------------
 
-def start_training(data: Path, out: Path) -> subprocess.Popen:
-    """A `genie train` process that has started its steps (and is far from its first checkpoint)."""
+def start_training(data: Path, out: Path, *extra: str) -> subprocess.Popen:
+    """A `genie train` process that has started its steps (and is far from its first checkpoint), in a
+    process group of its own (with its data-loading workers, if any)."""
     cmd = [sys.executable, "-m", "genie", "train", "tokenizer", "--config", TINY, "--data", str(data), "--out",
-           str(out), "train.max_steps=10000", "train.ckpt_every=10000", "train.val_every=10000", *FAST]
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           str(out), "train.max_steps=10000", "train.ckpt_every=10000", "train.val_every=10000", *FAST, *extra]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline:
         line = proc.stdout.readline()
@@ -190,11 +192,16 @@ def test_a_run_killed_before_its_first_checkpoint_restarts(data, tmp_path, capsy
     assert (out / "notes.txt").read_text() == "mine\n"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_an_interrupted_run_saves_a_checkpoint_and_exits_130(data, tmp_path, sig):
+@pytest.mark.parametrize("sig, group", [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGTERM, True)],
+                         ids=["ctrl-c", "sigterm", "sigterm-to-the-group-with-a-loader-worker"])
+def test_an_interrupted_run_saves_a_checkpoint_and_exits_130(data, tmp_path, sig, group):
     out = tmp_path / "run"
-    proc = start_training(data, out)
-    proc.send_signal(sig)
+    # the group case: what a session's end or `kill -- -PGID` does; the worker gets the signal too
+    proc = start_training(data, out, *(["train.num_workers=1"] if group else []))
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 130, err[-2000:]

@@ -115,11 +115,13 @@ class Dynamics(nn.Module):
         return inputs, mask
 
     def step_logits(self, tokens: Tensor, actions_in: Tensor, cache: KVCache | None = None,
-                    commit: bool | int = False) -> Tensor:
+                    commit: bool | int = False, last: bool = False) -> Tensor:
         """Logits of the frame(s) after the cached ones: tokens int64 [B,T,N] (may hold mask_id),
-        actions_in int64 [B,T] (the action into each of these frames) -> [B,T,N,V].
+        actions_in int64 [B,T] (the action into each of these frames) -> [B,T,N,V] ([B,1,N,V] with
+        last=True: the last frame's alone, with nothing spent on the others' outputs).
 
         With commit=True the frames' keys/values join the cache (call it with the final tokens);
         commit=T-1 commits all but the last (final tokens of a frame, then one being sampled).
         Without a cache, tokens are a whole window starting at position 0."""
-        return self.head(self.transformer(self.embed(tokens, actions_in), cache=cache, update_cache=commit))
+        x = self.transformer(self.embed(tokens, actions_in), cache=cache, update_cache=commit, keep=int(last))
+        return self.head(x)

@@ -89,13 +89,13 @@ def maskgit_sample(
             sampled = torch.searchsorted(probs.cumsum(dim=-1), u * probs.sum(-1, keepdim=True)).squeeze(-1)
             sampled = sampled.clamp_max(probs.shape[-1] - 1)
         else:
-            probs = torch.softmax(logits, dim=-1)
-            sampled = probs.argmax(dim=-1)
+            probs, sampled = None, logits.argmax(dim=-1)
+        candidate = torch.where(masked, sampled, tokens)
+        if keep_masked == 0:  # the last round ranks nothing
+            return candidate
+        probs = torch.softmax(logits, dim=-1) if probs is None else probs
         confidence = probs.gather(-1, sampled[..., None]).squeeze(-1)
         confidence = torch.where(masked, confidence, torch.full_like(confidence, math.inf))
-        candidate = torch.where(masked, sampled, tokens)
-        if keep_masked == 0:
-            return candidate
         lowest = confidence.argsort(dim=-1)[:, :keep_masked]  # least confident stay masked
         masked = torch.zeros_like(masked).scatter_(1, lowest, True)
         tokens = torch.where(masked, torch.full_like(candidate, mask_id), candidate)

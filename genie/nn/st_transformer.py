@@ -18,27 +18,35 @@ from einops import rearrange
 from torch import Tensor, nn
 
 
-def rotary(x: Tensor, positions: Tensor, base: float = 10_000.0) -> Tensor:
-    """Rotate pairs of channels of x [..., L, d] by angles positions [L] * base^(-2i/d).
-
-    Computed in float32 (bf16 angles drift at large frame indices), returned in x's dtype.
-    """
-    d = x.shape[-1]
-    inv_freq = base ** (-torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d)
+def rotary_tables(positions: Tensor, d: int, base: float = 10_000.0) -> tuple[Tensor, Tensor]:
+    """The angles positions [L] * base^(-2i/d) of rotary(), as float32 (cos, sin) [L, d]: each angle
+    repeated for its channel pair, sin with the pair's signs (-, +). Computed once per forward, shared
+    by every layer (float32: bf16 angles drift at large frame indices)."""
+    inv_freq = base ** (-torch.arange(0, d, 2, device=positions.device, dtype=torch.float32) / d)
     angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]  # [L, d/2]
-    cos, sin = angles.cos(), angles.sin()
-    x1, x2 = x.float()[..., 0::2], x.float()[..., 1::2]
-    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-    return out.flatten(-2).to(x.dtype)
+    sin = angles.sin()
+    return angles.cos().repeat_interleave(2, dim=-1), torch.stack((-sin, sin), dim=-1).flatten(-2)
+
+
+def rotary(x: Tensor, tables: tuple[Tensor, Tensor]) -> Tensor:
+    """Rotate each pair of channels (x1, x2) of x [..., L, d] by its angle: (x1 cos - x2 sin, x1 sin + x2 cos),
+    with rotary_tables' (cos, sin); computed in float32, returned in x's dtype."""
+    cos, sin = tables
+    xf = x.float()
+    swapped = xf.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (x1, x2) -> (x2, x1)
+    return (xf * cos + swapped * sin).to(x.dtype)
 
 
 class Attention(nn.Module):
     """Multi-head self-attention over sequences x [B, L, D] (scaled_dot_product_attention).
 
-    With `rope`, queries and keys are rotated by their absolute `positions` [L]. With `cache`
-    (k, v, slots, mask: a layer's preallocated key/value buffers [B, H, S, d], the slots [L] this
-    call's positions are written to, and which slots each query sees, bool [L, S]), this call's
-    rotated keys/values are written into the buffers in place and the queries attend over them.
+    With `rope`, queries and keys are rotated by their absolute positions (`tables`: rotary_tables of
+    the positions [L]). With `cache`
+    (k, v, slots, mask: a layer's preallocated key/value buffers [B, H, S, d], the slots this call's
+    positions are written to (int64 [L], or a slice when they are consecutive: a plain strided copy,
+    several times faster on a CPU than index_copy_), and which slots each query sees, bool [L, S]),
+    this call's rotated keys/values are written into the buffers in place and the queries attend
+    over them.
     """
 
     def __init__(self, dim: int, heads: int, rope: bool = False):
@@ -49,17 +57,21 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.proj = nn.Linear(dim, dim, bias=False)
 
-    def forward(self, x: Tensor, causal: bool, positions: Tensor | None = None,
+    def forward(self, x: Tensor, causal: bool, tables: tuple[Tensor, Tensor] | None = None,
                 cache: tuple[Tensor, Tensor, Tensor, Tensor] | None = None) -> Tensor:
         q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
         if self.rope:
-            q, k = rotary(q, positions), rotary(k, positions)
+            q, k = rotary(q, tables), rotary(k, tables)
         if cache is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         else:
             k_buf, v_buf, slots, mask = cache
-            k_buf.index_copy_(2, slots, k.to(k_buf.dtype))
-            v_buf.index_copy_(2, slots, v.to(v_buf.dtype))
+            if isinstance(slots, slice):
+                k_buf[:, :, slots] = k
+                v_buf[:, :, slots] = v
+            else:
+                k_buf.index_copy_(2, slots, k.to(k_buf.dtype))
+                v_buf.index_copy_(2, slots, v.to(v_buf.dtype))
             k, v = k_buf.to(q.dtype), v_buf.to(q.dtype)
             if q.shape[2] == 1:
                 out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -96,8 +108,9 @@ class KVCache:
         """Frames held that the next frame will see."""
         return min(self.pos, self.window)
 
-    def prepare(self, t: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-        """Claim slots for frames pos..pos+t-1 -> (positions [t], slots [t], mask bool [t, slots])."""
+    def prepare(self, t: int, device: torch.device, as_slice: bool = False) -> tuple[Tensor, Tensor | slice, Tensor]:
+        """Claim slots for frames pos..pos+t-1 -> (positions [t], slots [t], mask bool [t, slots]); with
+        as_slice, slots is a slice where they are consecutive (eager code; a compiled graph takes tensors)."""
         if t > self.max_new and self.pos > 0 or t > self.slots:
             raise ValueError(f"a cached call brings at most {self.max_new} new frames once the cache holds "
                              f"frames ({self.slots} into an empty one), got {t}")
@@ -108,6 +121,9 @@ class KVCache:
         self.frame.index_copy_(0, slots, positions)
         seen = self.frame[None, :]
         mask = (seen <= positions[:, None]) & (seen >= positions[:, None] - self.window)
+        first = self.pos % self.slots
+        if as_slice and first + t <= self.slots:
+            slots = slice(first, first + t)
         return positions, slots, mask
 
     def buffers(self, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -138,14 +154,17 @@ class STBlock(nn.Module):
         self.norm_m = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
 
-    def forward(self, x: Tensor, positions: Tensor, cache: tuple[Tensor, Tensor, Tensor, Tensor] | None = None) -> Tensor:
-        """x [B, T, N, D], positions [T] absolute frame indices, cache: see Attention -> x."""
+    def forward(self, x: Tensor, tables: tuple[Tensor, Tensor], cache: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
+                keep: int = 0) -> Tensor:
+        """x [B, T, N, D], tables: rotary_tables of the frames' absolute indices, cache: see Attention -> x; with keep > 0
+        only the last `keep` frames go on through the MLP and out ([B, keep, N, D])."""
         b, t, n, _ = x.shape
         h = rearrange(self.norm_s(x), "b t n d -> (b t) n d")
         x = x + rearrange(self.spatial(h, causal=False), "(b t) n d -> b t n d", b=b)
         h = rearrange(self.norm_t(x), "b t n d -> (b n) t d")
-        h = self.temporal(h, causal=self.causal, positions=positions, cache=cache)
+        h = self.temporal(h, causal=self.causal, tables=tables, cache=cache)
         x = x + rearrange(h, "(b n) t d -> b t n d", n=n)
+        x = x[:, -keep:] if keep else x
         return x + self.mlp(self.norm_m(x))
 
 
@@ -160,7 +179,7 @@ class STTransformer(nn.Module):
 
     def __init__(self, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0, causal: bool = True):
         super().__init__()
-        self.depth = depth
+        self.depth, self.head_dim = depth, dim // heads
         self._compiled = None  # compile_cached()
         self.blocks = nn.ModuleList(STBlock(dim, heads, mlp_ratio, causal) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
@@ -179,13 +198,16 @@ class STTransformer(nn.Module):
     def new_cache(self, window: int, max_new: int = 2) -> KVCache:
         return KVCache(self.depth, window, max_new)
 
-    def forward(self, x: Tensor, cache: KVCache | None = None, update_cache: bool | int = False) -> Tensor:
+    def forward(self, x: Tensor, cache: KVCache | None = None, update_cache: bool | int = False,
+                keep: int = 0) -> Tensor:
         """x [B, T, N, D] -> [B, T, N, D]. With a cache: `update_cache` frames of x (True: all, False:
-        none; only the last frame may stay uncommitted) join it and cache.pos advances by as many."""
+        none; only the last frame may stay uncommitted) join it and cache.pos advances by as many.
+        keep > 0: only the last `keep` frames are returned ([B, keep, N, D]), and the last block spends
+        nothing past the keys/values on the others."""
         if cache is None:
-            positions = torch.arange(x.shape[1], device=x.device)
-            for block in self.blocks:
-                x = block(x, positions)
+            tables = rotary_tables(torch.arange(x.shape[1], device=x.device), self.head_dim)
+            for i, block in enumerate(self.blocks):
+                x = block(x, tables, keep=keep if i == self.depth - 1 else 0)
             return self.norm(x)
         t = x.shape[1]
         commit = t if update_cache is True else int(update_cache)
@@ -194,20 +216,23 @@ class STTransformer(nn.Module):
         if t > cache.max_new and not (cache.pos == 0 and t <= cache.slots):  # e.g. a long prompt
             step = cache.max_new  # in pieces the ring holds: frame by frame it is the same computation
             parts = [self.forward(x[:, s : s + step], cache, min(step, commit - s)) for s in range(0, t, step)]
-            return torch.cat(parts, dim=1)
-        positions, slots, mask = cache.prepare(t, x.device)
+            out = torch.cat(parts, dim=1)
+            return out[:, -keep:] if keep else out
+        positions, slots, mask = cache.prepare(t, x.device, as_slice=self._compiled is None)
         heads = self.blocks[0].temporal.heads
         kind = x.device.type
         dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
         k, v = cache.buffers(x.new_empty(x.shape[0] * x.shape[2], heads, t, x.shape[-1] // heads, dtype=dtype))
-        x = (self._compiled or self._cached_blocks)(x, positions, slots, mask, k, v)
+        x = (self._compiled or self._cached_blocks)(x, positions, slots, mask, k, v, keep)
         cache.commit(commit)
         return x
 
-    def _cached_blocks(self, x: Tensor, positions: Tensor, slots: Tensor, mask: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def _cached_blocks(self, x: Tensor, positions: Tensor, slots: Tensor | slice, mask: Tensor, k: Tensor, v: Tensor,
+                       keep: int = 0) -> Tensor:
         """The blocks over frames that follow the cached ones (tensors in, no Python state: compilable)."""
+        tables = rotary_tables(positions, self.head_dim)
         for i, block in enumerate(self.blocks):
-            x = block(x, positions, (k[i], v[i], slots, mask))
+            x = block(x, tables, (k[i], v[i], slots, mask), keep=keep if i == self.depth - 1 else 0)
         return self.norm(x)
 
     def compile_cached(self, mode: str | None = None) -> None:

@@ -80,6 +80,7 @@ class ClipDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            worker_init_fn=_worker_init if self.num_workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -87,3 +88,20 @@ class ClipDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader | list:
         return [] if self.val_dataset is None else self._loader(self.val_dataset, train=False)
+
+
+def _worker_init(worker_id: int) -> None:
+    """A data-loading worker leaves Ctrl-C and SIGTERM to the main process: a signal sent to the whole
+    process group (a closed terminal, the end of a session, `kill -- -PGID`) would otherwise kill the
+    worker first, and the main process would die of the lost worker with a traceback instead of
+    saving its checkpoint (StopOnSignal); the main process ends the workers itself. Then seeds the
+    worker as Lightning does when the loader has no worker_init_fn (seed_everything(workers=True))."""
+    import os
+    import signal
+
+    from lightning.fabric.utilities.seed import pl_worker_init_function
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if int(os.environ.get("PL_SEED_WORKERS", 0)):
+        pl_worker_init_function(worker_id)

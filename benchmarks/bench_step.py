@@ -1,0 +1,134 @@
+"""World.step against earlier revisions of this repository: the ratio, measured in one run.
+
+python benchmarks/bench_step.py --against 9a2e86d                  # worlds/coinrun, batch 1, 2 threads
+python benchmarks/bench_step.py --against 9a2e86d HEAD~1 --batch 8 --repeats 5 --append-results
+python benchmarks/bench_step.py --variant bf16 --variant compile   # this tree's variants, no other revision
+
+Each revision is checked out with `git worktree` into a temporary folder (removed afterwards) and
+timed in its own Python process through the surface every revision shares (the model and config
+classes genie.world imports, World(...), reset, step): the bundle's tokenizer and dynamics are
+built with the config keys that revision knows (newer keys are training-only or the LAM's), so any
+revision that has genie.World can be compared with this working tree on the same weights. The
+prompt is one frame, so the LAM (whose layout may have changed) is never run.
+The processes run one at a time, alternating (this tree, rev 1, ..., this tree, rev 1, ...), so
+a slow phase of a shared machine falls on all of them; the median of the repeats is reported,
+with the spread. Time on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import report  # noqa: E402
+
+# One timing, run in a fresh process inside the tree being timed (argv: tree, bundle, batch, frames,
+# threads, variant, MaskGIT rounds or 0 for the bundle's).
+TIMER = r"""
+import dataclasses, json, sys, time
+from pathlib import Path
+tree, bundle, batch, frames, threads, variant, rounds = sys.argv[1:8]
+sys.path.insert(0, tree)
+import numpy as np, torch
+from safetensors.torch import load_file
+torch.set_num_threads(int(threads))
+import genie.world as gw
+config = json.loads((Path(bundle) / "config.json").read_text())
+weights = load_file(Path(bundle) / "model.safetensors")
+
+def build(model_cls, cfg_cls, name):
+    known = {f.name for f in dataclasses.fields(cfg_cls)}
+    model = model_cls(cfg_cls(**{k: v for k, v in config["components"][name].items() if k in known}))
+    state = {k[len(name) + 1:]: v for k, v in weights.items() if k.startswith(name + ".")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        if name != "lam":
+            raise  # the LAM only reads multi-frame prompts, and this prompt is one frame
+    return model
+
+known = {f.name for f in dataclasses.fields(gw.SampleConfig)}
+sample = gw.SampleConfig(**{k: v for k, v in config.get("sample", {}).items() if k in known})
+sample.steps = int(rounds) or sample.steps
+kwargs = {"compile": True} if variant == "compile" else {"precision": "bf16"} if variant == "bf16" else {}
+world = gw.World(build(gw.VideoTokenizer, gw.TokenizerConfig, "tokenizer"), build(gw.LatentActionModel, gw.LAMConfig, "lam"),
+                 build(gw.Dynamics, gw.DynamicsConfig, "dynamics"), sample, device="cpu", **kwargs)
+b, n = int(batch), int(frames)
+rng = np.random.default_rng(0)
+prompt = rng.integers(0, 256, (b, *world.frame_shape), dtype=np.uint8)
+world.reset(prompt, seed=0)
+warm = world.sample.context + (20 if variant == "compile" else 2)  # a full window; compile's graphs built
+for _ in range(warm):
+    world.step(rng.integers(0, world.num_actions, b))
+actions = rng.integers(0, world.num_actions, (n, b))
+start = time.perf_counter()
+for a in actions:
+    world.step(a)
+print(json.dumps({"ms": (time.perf_counter() - start) / n * 1e3}))
+"""
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def time_tree(tree: Path, bundle: Path, args, variant: str) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, "-c", TIMER, str(tree), str(bundle), str(args.batch), str(args.frames),
+                          str(args.threads), variant, str(args.rounds)], check=True, capture_output=True, text=True, env=env, cwd=tree)
+    return json.loads(out.stdout.strip().splitlines()[-1])["ms"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--world", default=str(ROOT / "worlds" / "coinrun"), help="bundle every tree loads")
+    parser.add_argument("--against", nargs="*", default=[], help="git revisions to time beside this tree")
+    parser.add_argument("--variant", action="append", default=[], choices=["bf16", "compile"],
+                        help="also time this tree's World with precision=bf16 or compile=True")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=0, help="MaskGIT rounds per frame (default: the bundle's)")
+    parser.add_argument("--frames", type=int, default=100, help="timed steps per measurement")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--append-results", action="store_true")
+    args = parser.parse_args()
+    bundle = Path(args.world).resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {"this tree": (ROOT, "eager")}
+        trees.update({f"this tree, {v}": (ROOT, v) for v in args.variant})
+        for rev in args.against:
+            sha = git("rev-parse", "--short", rev)
+            path = Path(tmp) / sha
+            git("worktree", "add", "--detach", str(path), sha)
+            trees[f"{rev} ({sha})"] = (path, "eager")
+        try:
+            times: dict[str, list[float]] = {name: [] for name in trees}
+            for r in range(args.repeats):
+                for name, (tree, variant) in trees.items():
+                    times[name].append(time_tree(tree, bundle, args, variant))
+                    print(f"repeat {r + 1}: {name}: {times[name][-1]:.2f} ms a step", flush=True)
+        finally:
+            for tree, _ in trees.values():
+                if tree != ROOT:
+                    git("worktree", "remove", "--force", str(tree))
+    median = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+    base = median["this tree"]
+    rows = []
+    for name, t in times.items():
+        spread = ", ".join(f"{x:.1f}" for x in t)
+        ratio = "" if name == "this tree" else f"; this tree is {median[name] / base:.2f}x as fast"
+        rounds = f"{args.rounds} MaskGIT rounds" if args.rounds else "the bundle's MaskGIT rounds"
+        rows.append((f"World.step, {Path(args.world).name} ({rounds}), batch {args.batch}, {args.threads} thread(s): {name}",
+                     f"{median[name]:.2f} ms a step, {1e3 / median[name]:.1f} frames/s (runs {spread} ms){ratio}"))
+    report("bench_step.py", rows, args.append_results)
+
+
+if __name__ == "__main__":
+    main()
