@@ -520,3 +520,20 @@ def test_lam_loss_weighs_pixels_that_changed():
     b, mse_b = lam.loss(video, LAMOutput(wrong_elsewhere, vq.indices, vq))
     assert torch.allclose(mse_a, mse_b)  # the same plain error...
     assert a > 10 * b  # ...counts far more where the frame changed
+
+
+def test_lam_relative_loss_weighs_a_small_change_like_a_large_one():
+    from genie.models.lam import LAMOutput
+
+    video = torch.zeros(2, 2, 64, 64, 3, dtype=torch.uint8)
+    video[0, 1, :4, :4] = 255  # clip 0: a sprite-sized change
+    video[1, 1, :, :32] = 255  # clip 1: half the frame changes
+    copy = video[:, :1].float() / 127.5 - 1  # a decoder that explains nothing: frame t again
+    for relative, ratio in ((False, (0, 0.5)), (True, (0.9, 1.1))):
+        lam = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=1, decoder_depth=1, balance=True,
+                                          relative=relative, relative_floor=1e-6))
+        vq = lam.encode(video)
+        vq.loss = torch.zeros(())
+        small, _ = lam.loss(video[:1], LAMOutput(copy[:1], vq.indices[:1], vq))
+        large, _ = lam.loss(video[1:], LAMOutput(copy[1:], vq.indices[1:], vq))
+        assert ratio[0] < small / large < ratio[1]  # relative: each counts as 1 (all of its change unexplained)

@@ -68,6 +68,11 @@ class LAMConfig:
     # each transition's weighted error is divided by its total weight, so a transition where little
     # moved (a sub-pixel scroll) counts as much as one where everything did (a jump, a fall)
     balance: bool = False
+    # each transition's weighted error is divided by that of copying frame t (plus relative_floor), so
+    # a transition counts by the share of its change left unexplained: a sprite that only turns (a few
+    # pixels, no scroll) weighs as much as a jump, and a code that tells it apart pays off as much
+    relative: bool = False
+    relative_floor: float = 1e-3
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -142,7 +147,10 @@ class LatentActionModel(nn.Module):
         weight = 1 + self.config.change_weight * change
         if self.config.balance:  # every transition's weights sum to its pixel count
             weight = weight / weight.mean(dim=(2, 3, 4), keepdim=True)
-        return (err * weight).mean() + out.vq.loss, err.mean().detach()
+        per = (err * weight).mean(dim=(2, 3, 4))  # [B,T-1]
+        if self.config.relative:  # against copying frame t
+            per = per / ((x[:, :-1] - target).pow(2) * weight).mean(dim=(2, 3, 4)).add(self.config.relative_floor)
+        return per.mean() + out.vq.loss, err.mean().detach()
 
     def action_embeddings(self) -> Tensor:
         """The quantized vector of every latent action [num_actions, dim] (for inspection)."""
