@@ -522,6 +522,22 @@ def test_lam_loss_weighs_pixels_that_changed():
     assert a > 10 * b  # ...counts far more where the frame changed
 
 
+def test_lam_mirror_loss_is_zero_only_for_codes_that_mirror_with_the_clip():
+    torch.manual_seed(0)
+    video = torch.randint(0, 256, (2, 3, 64, 64, 3), dtype=torch.uint8)
+    lam = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=1, decoder_depth=1, patch_size=16, mirror=0.5))
+    out = lam(video)
+    total, _ = lam.loss(video, out)
+    plain = LatentActionModel(LAMConfig(dim=32, heads=2, encoder_depth=1, decoder_depth=1, patch_size=16))
+    plain.load_state_dict(lam.state_dict())
+    assert out.mirror > 0 and torch.allclose(total, plain.loss(video, out)[0] + 0.5 * out.mirror)
+    assert lam.eval()(video).mirror is None and plain.train()(video).mirror is None  # training only, when asked
+    # features that ignore left and right (a constant) cannot mirror: the loss says how far they are
+    lam.train().features = lambda frames: torch.ones(frames.shape[0], frames.shape[1] - 1, 32)
+    z = torch.nn.functional.normalize(lam.vq.proj_in(torch.ones(32)), dim=-1)
+    assert torch.allclose(lam(video).mirror, 4 * z[: z.shape[0] // 2].pow(2).sum())
+
+
 def test_lam_relative_loss_weighs_a_small_change_like_a_large_one():
     from genie.models.lam import LAMOutput
 

@@ -73,6 +73,10 @@ class LAMConfig:
     # pixels, no scroll) weighs as much as a jump, and a code that tells it apart pays off as much
     relative: bool = False
     relative_floor: float = 1e-3
+    # weight of a mirror-equivariance loss (0: off): the code vector of a left-right mirrored clip must be
+    # the code vector of the clip reflected in the first half of its dimensions, so a direction has to
+    # be coded by the sign of a feature rather than as a toggle read off the state ("flip the sprite")
+    mirror: float = 0.0
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -84,6 +88,7 @@ class LAMOutput:
     recon: Tensor  # [B,T-1,H,W,3] float, predicted frames 1..T-1 in about [-1,1]
     actions: Tensor  # [B,T-1] int64 latent action of each transition
     vq: VQOutput
+    mirror: Tensor | None = None  # [] the mirror-equivariance loss (config.mirror > 0, training only)
 
 
 class LatentActionModel(nn.Module):
@@ -106,6 +111,10 @@ class LatentActionModel(nn.Module):
 
     def encode(self, frames: Tensor) -> VQOutput:
         """frames uint8 [B,T,H,W,3] -> VQOutput over the T-1 transitions (indices [B,T-1])."""
+        return self.vq(self.features(frames))
+
+    def features(self, frames: Tensor) -> Tensor:
+        """frames uint8 [B,T,H,W,3] -> one vector per transition [B,T-1,D], what the quantizer reads."""
         x = frames_to_float(frames)
         change = torch.cat((torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]), dim=1)  # frame 0: none
         if self.config.encoder_history:
@@ -117,14 +126,22 @@ class LatentActionModel(nn.Module):
             b = pairs.shape[0]
             x = self.enc_embed(patchify(rearrange(pairs, "b t p h w c -> (b t) p h w c"), self.config.patch_size))
             h = rearrange(self.encoder(x + self.enc_pos)[:, 1], "(b t) n d -> b t n d", b=b)
-        return self.vq(h.amax(dim=2))  # [B,T-1,D]: one code per transition
+        return h.amax(dim=2)  # [B,T-1,D]: one code per transition
 
     def infer_actions(self, frames: Tensor) -> Tensor:
         """frames uint8 [B,T,H,W,3] -> latent actions int64 [B,T-1]."""
         return self.encode(frames).indices
 
     def forward(self, frames: Tensor) -> LAMOutput:
-        vq = self.encode(frames)
+        feats = self.features(frames)
+        vq = self.vq(feats)
+        mirror = None
+        if self.config.mirror > 0 and self.training:
+            z = F.normalize(self.vq.proj_in(feats), dim=-1)  # the vectors the quantizer compares with codes
+            zm = F.normalize(self.vq.proj_in(self.features(frames.flip(-2))), dim=-1)  # mirrored left-right
+            half = z.shape[-1] // 2
+            reflected = torch.cat((-z[..., :half], z[..., half:]), dim=-1)
+            mirror = (zm - reflected).pow(2).sum(-1).mean()
         past = frames_to_float(frames[:, :-1])  # frames 0..T-2
         x = self.dec_embed(patchify(past, self.config.patch_size)) + self.dec_pos + vq.quantized[:, :, None, :]
         if self.config.decoder_history:
@@ -136,7 +153,7 @@ class LatentActionModel(nn.Module):
         if self.config.warp:
             base, out = warp(past, out[..., -2:], self.config.grid), out[..., :-2]
         residual = unpatchify(out, self.config.patch_size, self.config.grid[0])
-        return LAMOutput(base + residual, vq.indices, vq)  # a_t is added to frame t, frame t+1 predicted
+        return LAMOutput(base + residual, vq.indices, vq, mirror)  # a_t is added to frame t, frame t+1 predicted
 
     def loss(self, frames: Tensor, out: LAMOutput) -> tuple[Tensor, Tensor]:
         """-> (total loss, plain reconstruction MSE) of forward(frames) = out: each pixel's squared
@@ -150,7 +167,10 @@ class LatentActionModel(nn.Module):
         per = (err * weight).mean(dim=(2, 3, 4))  # [B,T-1]
         if self.config.relative:  # against copying frame t
             per = per / ((x[:, :-1] - target).pow(2) * weight).mean(dim=(2, 3, 4)).add(self.config.relative_floor)
-        return per.mean() + out.vq.loss, err.mean().detach()
+        total = per.mean() + out.vq.loss
+        if out.mirror is not None:
+            total = total + self.config.mirror * out.mirror
+        return total, err.mean().detach()
 
     def action_embeddings(self) -> Tensor:
         """The quantized vector of every latent action [num_actions, dim] (for inspection)."""
