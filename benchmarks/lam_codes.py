@@ -10,7 +10,9 @@ channels, 0..1), the same in the centre `--centre` px square (where a camera tha
 agent keeps it), and the horizontal shift of the view, the integer shift in -6..6 px that best maps
 frame t onto t+1 (0: no scroll). One row per (latent, class) pair with at least --min-count
 transitions. A code whose transitions of several classes share one kind of change (e.g. no scroll
-but a change at the agent) shows what the LAM cannot tell apart.
+but a change at the agent) shows what the LAM cannot tell apart. Then, per class, how many of its
+transitions do not scroll, and how many of those follow a transition of the same class that did not
+scroll either (a key held against a wall or the level's edge: only the agent's sprite moves).
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def main() -> None:
     shards = split_shards(args.data)[0]
     info = read_shard_info(shards[0])
     classes = action_classes(info.action_names, str(info.path))
-    parts: dict[str, list[np.ndarray]] = {"latent": [], "cls": [], "change": [], "centre": [], "shift": []}
+    parts: dict[str, list[np.ndarray]] = {"latent": [], "cls": [], "change": [], "centre": [], "shift": [],
+                                          "stuck": []}
     count = 0
     for ep in read_episodes(None, shards=shards):
         if count >= args.transitions:
@@ -68,11 +71,13 @@ def main() -> None:
         if len(ep.frames) < 2:
             continue
         change, centre, shift = change_measures(ep.frames, args.centre)
-        for key, value in zip(parts, (world.infer_actions(ep.frames), classes.classify(ep.actions[:-1]),
-                                      change, centre, shift)):
+        cls = classes.classify(ep.actions[:-1])
+        stuck = np.zeros(len(cls), bool)  # no scroll, after a transition of the same class without one
+        stuck[1:] = (shift[1:] == 0) & (shift[:-1] == 0) & (cls[1:] == cls[:-1])
+        for key, value in zip(parts, (world.infer_actions(ep.frames), cls, change, centre, shift, stuck)):
             parts[key].append(value)
         count += len(ep.frames) - 1
-    latent, cls, change, centre, shift = (np.concatenate(v) for v in parts.values())
+    latent, cls, change, centre, shift, stuck = (np.concatenate(v) for v in parts.values())
     print(f"{args.world} on {args.data}: {len(latent):,} transitions")
     print(f"{'latent':>6} {'class':>11} {'count':>6} {'change':>7} {'centre':>7} {'shift px':>8} {'scrolls':>7}")
     for code in range(world.num_actions):
@@ -81,6 +86,10 @@ def main() -> None:
             if m.sum() >= args.min_count:
                 print(f"{code:6d} {name:>11} {m.sum():6d} {change[m].mean():7.4f} {centre[m].mean():7.4f} "
                       f"{shift[m].mean():+8.2f} {np.mean(shift[m] != 0):7.0%}")
+    print(f"{'class':>11} {'count':>6} {'no scroll':>9} {'held, stuck':>11}")
+    for c, name in enumerate(classes.names):
+        m = cls == c
+        print(f"{name:>11} {m.sum():6d} {np.mean(shift[m] == 0):9.0%} {np.mean(stuck[m]):11.0%}")
 
 
 if __name__ == "__main__":
