@@ -10,9 +10,11 @@ classes genie.world imports, World(...), reset, step): the bundle's tokenizer an
 built with the config keys that revision knows (newer keys are training-only or the LAM's), so any
 revision that has genie.World can be compared with this working tree on the same weights. The
 prompt is one frame, so the LAM (whose layout may have changed) is never run.
-The processes run one at a time, alternating (this tree, rev 1, ..., this tree, rev 1, ...), so
-a slow phase of a shared machine falls on all of them; the median of the repeats is reported,
-with the spread. Time on an idle machine.
+Every process loads and warms up its World once, then they take turns, one timing of --frames
+steps each per repeat (this tree, rev 1, ..., this tree, rev 1, ...), so a slow phase of a shared
+machine falls on all of them. Reported: the median per tree with the range, and the ratio as the
+median over repeats of each repeat's ratio to this tree's timing in the same repeat. Time on an
+idle machine, with many short repeats (--repeats 30 --frames 20) where the machine's speed drifts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -68,22 +72,34 @@ world.reset(prompt, seed=0)
 warm = world.sample.context + (20 if variant == "compile" else 2)  # a full window; compile's graphs built
 for _ in range(warm):
     world.step(rng.integers(0, world.num_actions, b))
-actions = rng.integers(0, world.num_actions, (n, b))
-start = time.perf_counter()
-for a in actions:
-    world.step(a)
-print(json.dumps({"ms": (time.perf_counter() - start) / n * 1e3}))
+print("ready", flush=True)
+for line in sys.stdin:  # one timing of n steps per line, until the parent closes stdin
+    actions = rng.integers(0, world.num_actions, (n, b))
+    start = time.perf_counter()
+    for a in actions:
+        world.step(a)
+    print(json.dumps({"ms": (time.perf_counter() - start) / n * 1e3}), flush=True)
 """
 
 def git(*args: str) -> str:
     return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def time_tree(tree: Path, bundle: Path, args, variant: str) -> float:
+def start_timer(tree: Path, bundle: Path, args, variant: str) -> subprocess.Popen:
+    """A process of `tree` holding a warmed-up World, timing args.frames steps per line it reads."""
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, "-c", TIMER, str(tree), str(bundle), str(args.batch), str(args.frames),
-                          str(args.threads), variant, str(args.rounds)], check=True, capture_output=True, text=True, env=env, cwd=tree)
-    return json.loads(out.stdout.strip().splitlines()[-1])["ms"]
+    proc = subprocess.Popen([sys.executable, "-c", TIMER, str(tree), str(bundle), str(args.batch), str(args.frames),
+                             str(args.threads), variant, str(args.rounds)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=env, cwd=tree)
+    if proc.stdout.readline().strip() != "ready":
+        raise SystemExit(f"bench_step: the timer in {tree} did not start (exit {proc.wait()})")
+    return proc
+
+
+def time_once(proc: subprocess.Popen) -> float:
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    return json.loads(proc.stdout.readline())["ms"]
 
 
 def main() -> None:
@@ -94,8 +110,8 @@ def main() -> None:
                         help="also time this tree's World with precision=bf16 or compile=True")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=0, help="MaskGIT rounds per frame (default: the bundle's)")
-    parser.add_argument("--frames", type=int, default=100, help="timed steps per measurement")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=20, help="timed steps per repeat")
+    parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--append-results", action="store_true")
     args = parser.parse_args()
@@ -108,25 +124,31 @@ def main() -> None:
             path = Path(tmp) / sha
             git("worktree", "add", "--detach", str(path), sha)
             trees[f"{rev} ({sha})"] = (path, "eager")
+        procs = {}
         try:
+            procs = {name: start_timer(tree, bundle, args, variant) for name, (tree, variant) in trees.items()}
             times: dict[str, list[float]] = {name: [] for name in trees}
             for r in range(args.repeats):
-                for name, (tree, variant) in trees.items():
-                    times[name].append(time_tree(tree, bundle, args, variant))
-                    print(f"repeat {r + 1}: {name}: {times[name][-1]:.2f} ms a step", flush=True)
+                for name, proc in procs.items():
+                    times[name].append(time_once(proc))
+                print(f"repeat {r + 1}: " + ", ".join(f"{n} {t[-1]:.2f} ms" for n, t in times.items()), flush=True)
         finally:
+            for proc in procs.values():
+                proc.stdin.close()
+                proc.wait()
             for tree, _ in trees.values():
                 if tree != ROOT:
                     git("worktree", "remove", "--force", str(tree))
-    median = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
-    base = median["this tree"]
+    median = {name: float(np.median(t)) for name, t in times.items()}
     rows = []
     for name, t in times.items():
-        spread = ", ".join(f"{x:.1f}" for x in t)
-        ratio = "" if name == "this tree" else f"; this tree is {median[name] / base:.2f}x as fast"
+        spread = f"{min(t):.1f}-{max(t):.1f}"
+        # each repeat's ratio to this tree's timing in the same repeat: a slow phase of the machine cancels
+        paired = np.median(np.array(t) / np.array(times["this tree"]))
+        ratio = "" if name == "this tree" else f"; this tree is {paired:.2f}x as fast (median of paired repeats)"
         rounds = f"{args.rounds} MaskGIT rounds" if args.rounds else "the bundle's MaskGIT rounds"
         rows.append((f"World.step, {Path(args.world).name} ({rounds}), batch {args.batch}, {args.threads} thread(s): {name}",
-                     f"{median[name]:.2f} ms a step, {1e3 / median[name]:.1f} frames/s (runs {spread} ms){ratio}"))
+                     f"{median[name]:.2f} ms a step, {1e3 / median[name]:.1f} frames/s (repeats {spread} ms){ratio}"))
     report("bench_step.py", rows, args.append_results)
 
 
