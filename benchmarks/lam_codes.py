@@ -13,6 +13,8 @@ transitions. A code whose transitions of several classes share one kind of chang
 but a change at the agent) shows what the LAM cannot tell apart. Then, per class, how many of its
 transitions do not scroll, and how many of those follow a transition of the same class that did not
 scroll either (a key held against a wall or the level's edge: only the agent's sprite moves).
+With --judge, the lookup probe (genie eval's: fit on half the episodes, scored on the others) and
+the judge on the same held-out transitions, over all of them and split by whether the view scrolled.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from data_pipeline.actions import action_classes  # noqa: E402
 from data_pipeline.shards import read_episodes, read_shard_info  # noqa: E402
+from genie.eval.action_map import fit_half, lookup_probe  # noqa: E402
 from genie.eval.evaluate import split_shards  # noqa: E402
 from genie.world import World  # noqa: E402
 
@@ -55,6 +58,7 @@ def main() -> None:
     parser.add_argument("--transitions", type=int, default=8000)
     parser.add_argument("--centre", type=int, default=16, help="side of the centre square in px")
     parser.add_argument("--min-count", type=int, default=60)
+    parser.add_argument("--judge", help="a judge bundle: probe and judge accuracy, split by scroll")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -63,7 +67,12 @@ def main() -> None:
     info = read_shard_info(shards[0])
     classes = action_classes(info.action_names, str(info.path))
     parts: dict[str, list[np.ndarray]] = {"latent": [], "cls": [], "change": [], "centre": [], "shift": [],
-                                          "stuck": []}
+                                          "stuck": [], "episode": [], "judged": []}
+    judge = None
+    if args.judge:
+        from genie.eval.judge import Judge
+
+        judge = Judge.load(args.judge, device="cpu")
     count = 0
     for ep in read_episodes(None, shards=shards):
         if count >= args.transitions:
@@ -74,10 +83,13 @@ def main() -> None:
         cls = classes.classify(ep.actions[:-1])
         stuck = np.zeros(len(cls), bool)  # no scroll, after a transition of the same class without one
         stuck[1:] = (shift[1:] == 0) & (shift[:-1] == 0) & (cls[1:] == cls[:-1])
-        for key, value in zip(parts, (world.infer_actions(ep.frames), cls, change, centre, shift, stuck)):
+        judged = judge.read(ep.frames[None])[0] if judge else np.full(len(cls), -1)
+        episode = np.full(len(cls), len(parts["episode"]))
+        for key, value in zip(parts, (world.infer_actions(ep.frames), cls, change, centre, shift, stuck, episode,
+                                      judged)):
             parts[key].append(value)
         count += len(ep.frames) - 1
-    latent, cls, change, centre, shift, stuck = (np.concatenate(v) for v in parts.values())
+    latent, cls, change, centre, shift, stuck, episode, judged = (np.concatenate(v) for v in parts.values())
     print(f"{args.world} on {args.data}: {len(latent):,} transitions")
     print(f"{'latent':>6} {'class':>11} {'count':>6} {'change':>7} {'centre':>7} {'shift px':>8} {'scrolls':>7}")
     for code in range(world.num_actions):
@@ -90,6 +102,16 @@ def main() -> None:
     for c, name in enumerate(classes.names):
         m = cls == c
         print(f"{name:>11} {m.sum():6d} {np.mean(shift[m] == 0):9.0%} {np.mean(stuck[m]):11.0%}")
+    if judge is None:
+        return
+    n = len(classes.names)
+    test = ~fit_half(episode) & (cls >= 0)
+    print(f"{'transitions':>20} {'count':>6} {'probe':>6} {'majority':>8} {'judge':>6}")
+    for what, keep in (("all", cls >= -1), ("the view scrolled", shift != 0), ("it did not", shift == 0)):
+        probe = lookup_probe(latent, np.where(keep, cls, -1), episode, world.num_actions, n)
+        judge_acc = np.mean(judged[test & keep] == cls[test & keep])
+        print(f"{what:>20} {(test & keep).sum():6d} {probe['accuracy']:6.1%} {probe['majority_baseline']:8.1%} "
+              f"{judge_acc:6.1%}")
 
 
 if __name__ == "__main__":

@@ -42,8 +42,8 @@ train world "$WORK/runs/world" "$WORK/data/coinrun4-big" --config configs/long/w
 # world together better than 2 or 3 rounds, see the model card; ~40 frames/s on 2 CPU cores), the key
 # map measured from the model's own motion, 8 held-out frames as prompts
 genie export "$WORK/runs/world" --out "$WORK/bundles/world" --force sample.steps=1 sample.temperature=0
-genie keymap "$WORK/bundles/world"
 python worlds/make_prompts.py "$WORK/data/coinrun4-heldout" --out "$WORK/bundles/world/prompts"
+genie keymap "$WORK/bundles/world"  # from the model's own motion, rolled out from those prompts (not a gray frame)
 mkdir -p "$WORLD" && rm -rf "$WORLD/prompts"
 cp -r "$WORK/bundles/world/config.json" "$WORK/bundles/world/model.safetensors" "$WORK/bundles/world/prompts" "$WORLD/"
 [[ -f $WORK/judge/config.json ]] || genie judge train "$WORK/data/coinrun4-train" --out "$WORK/judge" --history 0
