@@ -111,3 +111,35 @@ def test_ppo_benchmark_plays_real_coinrun_at_the_footages_frame_skip(tmp_path):
         returns = ppo_in_world.play_coinrun(noop, episodes=1, num_envs=1, seed=0, start_level=5, num_levels=1,
                                             mode="hard", max_steps=40, frame_skip=skip)
         assert len(returns) == 1 and len(calls) == calls_expected
+
+
+def test_bench_step_times_this_tree_beside_a_revision_and_pairs_the_ratio():
+    """Each revision runs from its own git worktree (removed afterwards), the timers take turns."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_step.py"), "--against", "HEAD",
+                          "--repeats", "2", "--frames", "2", "--threads", "1"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| 20")]
+    assert len(rows) == 2 and "this tree |" in rows[0] and "HEAD (" in rows[1]
+    assert "x as fast (median of paired repeats)" in rows[1]
+    worktrees = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True).stdout
+    assert len(worktrees.strip().splitlines()) == 1  # only the checkout itself is left
+
+
+def test_lam_codes_tables_from_real_coinrun_footage(tmp_path):
+    coinrun = pytest.importorskip("data_pipeline.coinrun")
+    coinrun.check_procgen()
+    from genie.cli import main
+
+    data = tmp_path / "heldout"
+    assert main(["record", "--env", "coinrun", "--policy", "uniform", "--frame-skip", "4", "--episodes", "4",
+                 "--max-steps", "30", "--out", str(data)]) == 0
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/lam_codes.py"), "--world", str(ROOT / "worlds/coinrun"),
+                          "--data", str(data), "--min-count", "1"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert "transitions" in lines[0] and lines[1].split()[:3] == ["latent", "class", "count"]
+    per_class = lines[lines.index(next(line for line in lines if line.split()[:2] == ["class", "count"])) + 1:]
+    assert [line.split()[0] for line in per_class] == ["LEFT", "LEFT+JUMP", "JUMP", "NOOP", "RIGHT", "RIGHT+JUMP"]
+    counted = sum(int(line.split()[1]) for line in per_class)
+    assert counted == int(lines[0].split(": ")[1].split()[0].replace(",", ""))  # every transition has a class
