@@ -7,6 +7,7 @@ YAML scalars. Unknown sections or keys are errors that name the file and list th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -99,10 +100,8 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         return value
     if isinstance(default, (int, float)) and not isinstance(value, bool):
         if isinstance(value, str) and isinstance(default, float):
-            try:  # YAML 1.1 reads 1e-3 (no dot) as a string
+            with contextlib.suppress(ValueError):  # YAML 1.1 reads 1e-3 (no dot) as a string
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, (int, float)):
             if isinstance(default, int) and isinstance(value, float) and not value.is_integer():
                 raise GenieError(f"{where} expects an integer, got {value!r}")

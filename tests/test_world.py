@@ -368,6 +368,13 @@ def test_init_starts_a_run_from_a_bundles_weights_and_freeze_lam_keeps_its_lam(t
     assert "its dynamics.dim is 64 but this run's is 48" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()  # refused before the run folder was made
     assert main([*args, "--out", str(tmp_path / "other"), "train.freeze_lam=true"]) == 2  # nothing to freeze
+    old = tmp_path / "old.bundle"  # a bundle from before lam.encoder_history: it holds the default, True
+    shutil.copytree(trained_world / "world.bundle", old)
+    config = json.loads((old / "config.json").read_text())
+    del config["components"]["lam"]["encoder_history"]
+    (old / "config.json").write_text(json.dumps(config))
+    assert main([*args, "--out", str(tmp_path / "other"), f"train.init={old}", "lam.encoder_history=false"]) == 2
+    assert "its lam.encoder_history is True but this run's is False" in capsys.readouterr().err
 
 
 def test_max_minutes_stops_a_run_in_time_and_leaves_an_exportable_checkpoint(trained_world, tmp_path):

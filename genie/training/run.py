@@ -336,15 +336,17 @@ def bundle_weights(bundle: str, parts: list[str], sections: dict[str, Any]) -> d
     """train.init: `parts` (lam, dynamics) of a world bundle -> {part: state_dict}, checked before a run
     starts: GenieError naming the first config key in which the bundle's part differs from the run's."""
     from genie.bundle import component, read_bundle
+    from genie.config import from_dict
 
     path = Path(bundle)
     config, weights = read_bundle(path)
     out = {}
     for part in parts:
-        cfg, out[part] = component(config, weights, part, path)
+        raw, out[part] = component(config, weights, part, path)
+        cfg = asdict(from_dict(type(sections[part]), raw, f"{path} [{part}]"))  # keys it predates: their defaults
         ours = asdict(sections[part])
         skip = TRAINING_ONLY_DYNAMICS if part == "dynamics" else ()
-        differs = [k for k in ours if k not in skip and k in cfg and cfg[k] != ours[k]]
+        differs = [k for k in ours if k not in skip and cfg[k] != ours[k]]
         if differs:
             k = differs[0]
             raise GenieError(f"train.init {path}: its {part}.{k} is {cfg[k]!r} but this run's is {ours[k]!r}; "
