@@ -1,8 +1,10 @@
 """The shared building blocks: ST transformer causality and caching, the vector quantizer."""
 
 import torch
+import torch.nn.functional as F
 
 from genie.nn import STTransformer, VectorQuantizer
+from genie.nn.st_transformer import TanhGELU, rotary, rotary_tables
 
 
 def tiny_st(causal=True):
@@ -135,3 +137,28 @@ def test_a_prompt_longer_than_the_ring_is_taken_in_pieces():
     one_by_one = torch.cat([model(x[:, t : t + 1], cache=b, update_cache=True) for t in range(9)], 1)
     torch.testing.assert_close(whole, one_by_one, atol=1e-5, rtol=1e-5)
     assert a.pos == b.pos == 9
+
+
+def test_inference_gelu_is_the_trained_tanh_gelu_and_training_keeps_its_gradient():
+    x = torch.linspace(-8, 8, 4001)
+    with torch.no_grad():  # the in-place sigmoid form
+        fast = TanhGELU()(x)
+    torch.testing.assert_close(fast, F.gelu(x, approximate="tanh"), atol=1e-6, rtol=1e-5)
+    assert torch.equal(x, torch.linspace(-8, 8, 4001))  # its input is left alone
+    y = x.clone().requires_grad_()
+    TanhGELU()(y).sum().backward()
+    z = x.clone().requires_grad_()
+    F.gelu(z, approximate="tanh").sum().backward()
+    assert torch.equal(y.grad, z.grad)
+
+
+def test_rotary_turns_each_channel_pair_by_its_angle():
+    positions = torch.tensor([0, 3, 1000])
+    x = torch.randn(2, 3, 3, 8)
+    out = rotary(x, rotary_tables(positions, 8))
+    angles = positions[:, None].float() * 10_000.0 ** (-torch.arange(0, 8, 2).float() / 8)  # [L, 4]
+    cos, sin = angles.cos(), angles.sin()
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    torch.testing.assert_close(out[..., 0::2], x1 * cos - x2 * sin)
+    torch.testing.assert_close(out[..., 1::2], x1 * sin + x2 * cos)
+    assert torch.equal(out[:, :, 0], x[:, :, 0])  # position 0 is not turned

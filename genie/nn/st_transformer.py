@@ -11,6 +11,7 @@ Shapes: x is [B, T, N, D] (batch, frames, patches per frame, width) throughout.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -18,23 +19,35 @@ from einops import rearrange
 from torch import Tensor, nn
 
 
-def rotary_tables(positions: Tensor, d: int, base: float = 10_000.0) -> tuple[Tensor, Tensor]:
-    """The angles positions [L] * base^(-2i/d) of rotary(), as float32 (cos, sin) [L, d]: each angle
-    repeated for its channel pair, sin with the pair's signs (-, +). Computed once per forward, shared
-    by every layer (float32: bf16 angles drift at large frame indices)."""
+def rotary_tables(positions: Tensor, d: int, base: float = 10_000.0) -> Tensor:
+    """The rotations of rotary() for positions [L]: complex64 [L, d/2], unit numbers at the angles
+    positions * base^(-2i/d), one per channel pair. Computed once per forward, shared by every layer
+    (float32 angles: bf16 ones drift at large frame indices)."""
     inv_freq = base ** (-torch.arange(0, d, 2, device=positions.device, dtype=torch.float32) / d)
     angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]  # [L, d/2]
-    sin = angles.sin()
-    return angles.cos().repeat_interleave(2, dim=-1), torch.stack((-sin, sin), dim=-1).flatten(-2)
+    return torch.polar(torch.ones_like(angles), angles)
 
 
-def rotary(x: Tensor, tables: tuple[Tensor, Tensor]) -> Tensor:
+def rotary(x: Tensor, tables: Tensor) -> Tensor:
     """Rotate each pair of channels (x1, x2) of x [..., L, d] by its angle: (x1 cos - x2 sin, x1 sin + x2 cos),
-    with rotary_tables' (cos, sin); computed in float32, returned in x's dtype."""
-    cos, sin = tables
-    xf = x.float()
-    swapped = xf.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (x1, x2) -> (x2, x1)
-    return (xf * cos + swapped * sin).to(x.dtype)
+    as the complex product (x1 + i x2) * rotary_tables' (cos + i sin); computed in float32, returned in x's
+    dtype. One complex multiply is several times faster on a CPU than the same in real arithmetic."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * tables).flatten(-2).to(x.dtype)
+
+
+class TanhGELU(nn.Module):
+    """GELU with the tanh approximation (what the models were trained with). Without autograd and in
+    float32 it is computed in place as x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3), the same
+    function (0.5 (1 + tanh u) = sigmoid 2u) in half the time of the fused kernel on a CPU."""
+
+    SCALE = 2 * math.sqrt(2 / math.pi)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() or x.dtype != torch.float32 or torch.compiler.is_compiling():
+            return F.gelu(x, approximate="tanh")
+        u = x * x
+        return u.mul_(0.044715 * self.SCALE).add_(self.SCALE).mul_(x).sigmoid_().mul_(x)
 
 
 class Attention(nn.Module):
@@ -57,7 +70,7 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.proj = nn.Linear(dim, dim, bias=False)
 
-    def forward(self, x: Tensor, causal: bool, tables: tuple[Tensor, Tensor] | None = None,
+    def forward(self, x: Tensor, causal: bool, tables: Tensor | None = None,
                 cache: tuple[Tensor, Tensor, Tensor, Tensor] | None = None) -> Tensor:
         q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
         if self.rope:
@@ -152,9 +165,9 @@ class STBlock(nn.Module):
         self.norm_t, self.temporal = nn.LayerNorm(dim), Attention(dim, heads, rope=True)
         hidden = int(dim * mlp_ratio)
         self.norm_m = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), TanhGELU(), nn.Linear(hidden, dim))
 
-    def forward(self, x: Tensor, tables: tuple[Tensor, Tensor], cache: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
+    def forward(self, x: Tensor, tables: Tensor, cache: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
                 keep: int = 0) -> Tensor:
         """x [B, T, N, D], tables: rotary_tables of the frames' absolute indices, cache: see Attention -> x; with keep > 0
         only the last `keep` frames go on through the MLP and out ([B, keep, N, D])."""
@@ -239,4 +252,6 @@ class STTransformer(nn.Module):
         """torch.compile the cached path (the World's per-round forward): one graph per frame count
         and batch size, so the first steps pay for compiling. `mode` as torch.compile's, e.g.
         "reduce-overhead" (CUDA graphs) on a GPU."""
+        # rotary()'s complex multiply runs as eager code inside the graph (inductor says so once): fine here
+        warnings.filterwarnings("ignore", message=".*Torchinductor does not support code generation for complex")
         self._compiled = torch.compile(self._cached_blocks, dynamic=False, mode=mode)
