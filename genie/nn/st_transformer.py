@@ -89,10 +89,10 @@ class Attention(nn.Module):
             if q.shape[2] == 1:
                 out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             else:  # a few queries over a few keys: plain math (the CPU's fused kernel took 7x longer here)
-                scores = ((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5).masked_fill_(~mask, float("-inf"))
+                scores = ((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5).masked_fill(~mask, float("-inf"))
                 # softmax written out: torch's kernel is 5x slower over a last dim this short on a CPU
-                weights = (scores - scores.amax(dim=-1, keepdim=True)).exp_()
-                out = weights.div_(weights.sum(dim=-1, keepdim=True)) @ v
+                weights = (scores - scores.amax(dim=-1, keepdim=True)).exp()
+                out = (weights / weights.sum(dim=-1, keepdim=True)) @ v
         return self.proj(rearrange(out, "b h l d -> b l (h d)"))
 
 
