@@ -238,7 +238,7 @@ def train_on_shards(args, config: LAMConfig) -> None:
     if args.save:
         torch.save({"config": vars(config), "state_dict": lam.state_dict()}, args.save)
     params = sum(p.numel() for p in lam.parameters()) / 1e6
-    summary = " ".join(args.overrides) or "configs/small lam"
+    summary = " ".join([f"lam of {args.config or 'configs/small/world.yaml'}", *args.overrides])
     report("bench_lam.py", [(
         f"LAM probe on {args.heldout} (trained on {args.data}), LAM alone ({summary}; {params:.2f}M params), "
         f"{args.steps} steps of batch {args.batch_size}x{args.clip_len} frames, seed {args.seed}",
