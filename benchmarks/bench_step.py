@@ -35,11 +35,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import report  # noqa: E402
 
 # One timing, run in a fresh process inside the tree being timed (argv: tree, bundle, batch, frames,
-# threads, variant, MaskGIT rounds or 0 for the bundle's).
+# threads, variant, MaskGIT rounds or 0 for the bundle's, device).
 TIMER = r"""
 import dataclasses, json, sys, time
 from pathlib import Path
-tree, bundle, batch, frames, threads, variant, rounds = sys.argv[1:8]
+tree, bundle, batch, frames, threads, variant, rounds, device = sys.argv[1:9]
 sys.path.insert(0, tree)
 import numpy as np, torch
 from safetensors.torch import load_file
@@ -64,7 +64,7 @@ sample = gw.SampleConfig(**{k: v for k, v in config.get("sample", {}).items() if
 sample.steps = int(rounds) or sample.steps
 kwargs = {"compile": True} if variant == "compile" else {"precision": "bf16"} if variant == "bf16" else {}
 world = gw.World(build(gw.VideoTokenizer, gw.TokenizerConfig, "tokenizer"), build(gw.LatentActionModel, gw.LAMConfig, "lam"),
-                 build(gw.Dynamics, gw.DynamicsConfig, "dynamics"), sample, device="cpu", **kwargs)
+                 build(gw.Dynamics, gw.DynamicsConfig, "dynamics"), sample, device=device, **kwargs)
 b, n = int(batch), int(frames)
 rng = np.random.default_rng(0)
 prompt = rng.integers(0, 256, (b, *world.frame_shape), dtype=np.uint8)
@@ -81,15 +81,21 @@ for line in sys.stdin:  # one timing of n steps per line, until the parent close
     print(json.dumps({"ms": (time.perf_counter() - start) / n * 1e3}), flush=True)
 """
 
+# the step before issue 17's sampler rework (a cache grown by concatenation, a second forward to write
+# it): `make bench` times this tree against it
+OLD_PATH = "9a2e86d"
+
+
 def git(*args: str) -> str:
     return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def start_timer(tree: Path, bundle: Path, args, variant: str) -> subprocess.Popen:
-    """A process of `tree` holding a warmed-up World, timing args.frames steps per line it reads."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(tree)}
-    proc = subprocess.Popen([sys.executable, "-c", TIMER, str(tree), str(bundle), str(args.batch), str(args.frames),
-                             str(args.threads), variant, str(args.rounds)], stdin=subprocess.PIPE,
+def start_timer(tree: Path, bundle: Path, batch: int, frames: int, threads: int, variant: str, rounds: int,
+                device: str) -> subprocess.Popen:
+    """A process of `tree` holding a warmed-up World, timing `frames` steps per line it reads."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(tree)}
+    proc = subprocess.Popen([sys.executable, "-c", TIMER, str(tree), str(bundle), str(batch), str(frames),
+                             str(threads), variant, str(rounds), device], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, env=env, cwd=tree)
     if proc.stdout.readline().strip() != "ready":
         raise SystemExit(f"bench_step: the timer in {tree} did not start (exit {proc.wait()})")
@@ -102,36 +108,29 @@ def time_once(proc: subprocess.Popen) -> float:
     return json.loads(proc.stdout.readline())["ms"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--world", default=str(ROOT / "worlds" / "coinrun"), help="bundle every tree loads")
-    parser.add_argument("--against", nargs="*", default=[], help="git revisions to time beside this tree")
-    parser.add_argument("--variant", action="append", default=[], choices=["bf16", "compile"],
-                        help="also time this tree's World with precision=bf16 or compile=True")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=0, help="MaskGIT rounds per frame (default: the bundle's)")
-    parser.add_argument("--frames", type=int, default=20, help="timed steps per repeat")
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--append-results", action="store_true")
-    args = parser.parse_args()
-    bundle = Path(args.world).resolve()
+def compare_steps(bundle: Path, against: list[str], variants: list[str] = (), batch: int = 1, rounds: int = 0,
+                  frames: int = 20, repeats: int = 30, threads: int = 2, device: str = "cpu",
+                  log=print) -> list[tuple[str, str]]:
+    """Time World.step of this tree (and its `variants`) beside each revision in `against`, taking turns;
+    -> RESULTS rows (label, value), each revision's with its paired ratio to this tree."""
+    bundle = Path(bundle).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"this tree": (ROOT, "eager")}
-        trees.update({f"this tree, {v}": (ROOT, v) for v in args.variant})
-        for rev in args.against:
+        trees.update({f"this tree, {v}": (ROOT, v) for v in variants})
+        for rev in against:
             sha = git("rev-parse", "--short", rev)
             path = Path(tmp) / sha
             git("worktree", "add", "--detach", str(path), sha)
             trees[f"{rev} ({sha})"] = (path, "eager")
         procs = {}
         try:
-            procs = {name: start_timer(tree, bundle, args, variant) for name, (tree, variant) in trees.items()}
+            procs = {name: start_timer(tree, bundle, batch, frames, threads, variant, rounds, device)
+                     for name, (tree, variant) in trees.items()}
             times: dict[str, list[float]] = {name: [] for name in trees}
-            for r in range(args.repeats):
+            for r in range(repeats):
                 for name, proc in procs.items():
                     times[name].append(time_once(proc))
-                print(f"repeat {r + 1}: " + ", ".join(f"{n} {t[-1]:.2f} ms" for n, t in times.items()), flush=True)
+                log(f"repeat {r + 1}: " + ", ".join(f"{n} {t[-1]:.2f} ms" for n, t in times.items()))
         finally:
             for proc in procs.values():
                 proc.stdin.close()
@@ -146,9 +145,29 @@ def main() -> None:
         # each repeat's ratio to this tree's timing in the same repeat: a slow phase of the machine cancels
         paired = np.median(np.array(t) / np.array(times["this tree"]))
         ratio = "" if name == "this tree" else f"; this tree is {paired:.2f}x as fast (median of paired repeats)"
-        rounds = f"{args.rounds} MaskGIT rounds" if args.rounds else "the bundle's MaskGIT rounds"
-        rows.append((f"World.step, {Path(args.world).name} ({rounds}), batch {args.batch}, {args.threads} thread(s): {name}",
+        what = f"{rounds} MaskGIT rounds" if rounds else "the bundle's MaskGIT rounds"
+        where = f"{threads} thread(s)" if device == "cpu" else device
+        rows.append((f"World.step, {bundle.name} ({what}), batch {batch}, {where}: {name}",
                      f"{median[name]:.2f} ms a step, {1e3 / median[name]:.1f} frames/s (repeats {spread} ms){ratio}"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--world", default=str(ROOT / "worlds" / "coinrun"), help="bundle every tree loads")
+    parser.add_argument("--against", nargs="*", default=[], help="git revisions to time beside this tree")
+    parser.add_argument("--variant", action="append", default=[], choices=["bf16", "compile"],
+                        help="also time this tree's World with precision=bf16 or compile=True")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=0, help="MaskGIT rounds per frame (default: the bundle's)")
+    parser.add_argument("--frames", type=int, default=20, help="timed steps per repeat")
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--append-results", action="store_true")
+    args = parser.parse_args()
+    rows = compare_steps(Path(args.world), args.against, args.variant, args.batch, args.rounds, args.frames,
+                         args.repeats, args.threads, args.device, log=lambda line: print(line, flush=True))
     report("bench_step.py", rows, args.append_results)
 
 

@@ -14,6 +14,8 @@ Rows, in order:
   torch.compile with CUDA graphs (bench_play.py);
 - World.step with the KV cache against recomputing the window, at a 16-frame context (bench_models.py);
 - vector-env steps/s against num_envs (bench_envs.py);
+- a world bundle's World.step in this tree beside the old path's (commit bench_step.OLD_PATH, before
+  the sampler rework), the two taking turns in one run, with their paired ratio (bench_step.py);
 - shard write and random clip read throughput of freshly recorded footage (bench_data.py).
 
 Ratio to peak: FLOPs counted op by op (torch.utils.flop_counter) over one step (forward and backward
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +46,7 @@ from bench_data import clip_read_rate, raw_file_rates, record_footage, shard_wri
 from bench_envs import vector_env_rates  # noqa: E402
 from bench_models import TrainBench, tokenizer_training, training_rate, world_step_rate, world_training  # noqa: E402
 from bench_play import best_play_rate, describe, step_flops, world_factory  # noqa: E402
+from bench_step import OLD_PATH, compare_steps, git  # noqa: E402
 from common import RESULTS, append_results, command_line, count_flops, matmul_peak  # noqa: E402
 
 from data_pipeline.shards import find_shards, read_episodes  # noqa: E402
@@ -64,10 +68,12 @@ class Settings:
     episodes: int = 16  # footage recorded for the data rows
     episode_steps: int = 200
     clips: int = 400
+    step_repeats: int = 10  # World.step against the old path: turns of step_frames steps each
+    step_frames: int = 20
 
 
 QUICK = Settings(peak_size=1024, play_frames=8, kv_steps=2, num_envs=(1, 4), env_steps=2, train_steps=1,
-                 episodes=4, episode_steps=100, clips=50)
+                 episodes=4, episode_steps=100, clips=50, step_repeats=2, step_frames=5)
 
 
 class Peak:
@@ -115,6 +121,18 @@ def kv_rows(world: World, name: str, peak: Peak, s: Settings, where: str, contex
     value = f"{rates[True] / rates[False]:.1f}x (cached {rates[True]:,.1f}, uncached {rates[False]:,.2f} frames/s)"
     ratio = f"cached {peak.ratio(rates[True] * flops[True])}; uncached {peak.ratio(rates[False] * flops[False])}"
     return [(label, value, ratio)]
+
+
+def old_path_rows(bundle: Path, s: Settings, threads: int, device: torch.device) -> list[Row]:
+    """The bundle's World.step in this tree and in the old path's (bench_step.compare_steps), one run."""
+    try:
+        git("cat-file", "-e", f"{OLD_PATH}^{{commit}}")
+    except subprocess.CalledProcessError:
+        log(f"bench: no commit {OLD_PATH} in this checkout (a shallow clone?): the old path's row is left out")
+        return []
+    rows = compare_steps(bundle, [OLD_PATH], frames=s.step_frames, repeats=s.step_repeats, threads=threads,
+                         device=device.type, log=log)
+    return [(label, value, "") for label, value in rows]
 
 
 def env_rows(world: World, name: str, peak: Peak, s: Settings, where: str) -> list[Row]:
@@ -235,6 +253,9 @@ def main(argv: list[str] | None = None) -> None:
             rows += suite(f"vector env, num_envs {', '.join(map(str, s.num_envs))}",
                           lambda: env_rows(world, name, peak, s, where))
             del world
+    if bundle is not None:
+        rows += suite(f"World.step against the old path {OLD_PATH}",
+                      lambda: old_path_rows(bundle, s, torch.get_num_threads(), device))
     rows += suite("shard write and clip reads", lambda: data_rows(s))
     log(f"bench: done in {time.perf_counter() - start:.0f} s")
 

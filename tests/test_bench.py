@@ -126,6 +126,19 @@ def test_bench_step_times_this_tree_beside_a_revision_and_pairs_the_ratio():
     assert len(worktrees.strip().splitlines()) == 1  # only the checkout itself is left
 
 
+def test_make_bench_times_the_shipped_world_beside_the_old_path():
+    import run_all
+    from bench_step import OLD_PATH, git
+
+    try:
+        git("cat-file", "-e", f"{OLD_PATH}^{{commit}}")
+    except subprocess.CalledProcessError:
+        pytest.skip(f"a shallow checkout without {OLD_PATH}")
+    rows = run_all.old_path_rows(ROOT / "worlds" / "coinrun", run_all.QUICK, 1, torch.device("cpu"))
+    assert [label.split(": ")[-1] for label, _, _ in rows] == ["this tree", f"{OLD_PATH} ({OLD_PATH})"]
+    assert "x as fast (median of paired repeats)" in rows[1][1] and "frames/s" in rows[0][1]
+
+
 def test_lam_codes_tables_from_real_coinrun_footage(tmp_path):
     coinrun = pytest.importorskip("data_pipeline.coinrun")
     coinrun.check_procgen()
