@@ -107,7 +107,7 @@ def main() -> None:
     n = len(classes.names)
     test = ~fit_half(episode) & (cls >= 0)
     print(f"{'transitions':>20} {'count':>6} {'probe':>6} {'majority':>8} {'judge':>6}")
-    for what, keep in (("all", cls >= -1), ("the view scrolled", shift != 0), ("it did not", shift == 0)):
+    for what, keep in (("all", np.ones_like(stuck)), ("the view scrolled", shift != 0), ("it did not", shift == 0)):
         probe = lookup_probe(latent, np.where(keep, cls, -1), episode, world.num_actions, n)
         judge_acc = np.mean(judged[test & keep] == cls[test & keep])
         print(f"{what:>20} {(test & keep).sum():6d} {probe['accuracy']:6.1%} {probe['majority_baseline']:8.1%} "

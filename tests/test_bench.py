@@ -128,13 +128,11 @@ def test_bench_step_times_this_tree_beside_a_revision_and_pairs_the_ratio():
 
 def test_make_bench_times_the_shipped_world_beside_the_old_path():
     import run_all
-    from bench_step import OLD_PATH, git
+    from bench_step import OLD_PATH
 
-    try:
-        git("cat-file", "-e", f"{OLD_PATH}^{{commit}}")
-    except subprocess.CalledProcessError:
-        pytest.skip(f"a shallow checkout without {OLD_PATH}")
     rows = run_all.old_path_rows(ROOT / "worlds" / "coinrun", run_all.QUICK, 1, torch.device("cpu"))
+    if not rows:  # old_path_rows leaves the row out of a shallow clone, and says so
+        pytest.skip(f"a shallow checkout without {OLD_PATH}")
     assert [label.split(": ")[-1] for label, _, _ in rows] == ["this tree", f"{OLD_PATH} ({OLD_PATH})"]
     assert "x as fast (median of paired repeats)" in rows[1][1] and "frames/s" in rows[0][1]
 
