@@ -124,12 +124,15 @@ def out_dir(text: str) -> str:
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser, seed_help: str = "world seed (default 0)") -> None:
-    """--steps, --temperature, --guidance, --seed, --device, --compile and --precision: how every command that rolls a world out samples it."""
+    """--steps, --temperature, --guidance, --mbr, --seed, --device, --compile and --precision: how every command that rolls a world out samples it."""
     parser.add_argument("--steps", type=positive_int, help="MaskGIT rounds per frame (default: the bundle's)")
     parser.add_argument("--temperature", type=temperature, help="sampling temperature, 0 = greedy (default: the bundle's)")
     parser.add_argument("--guidance", type=temperature,
                         help="classifier-free guidance on the action: 1 none, 2 doubles its effect (default: the bundle's; "
                              "needs a world trained with dynamics.action_dropout)")
+    parser.add_argument("--mbr", type=temperature,
+                        help="greedy picks by minimum Bayes risk: each token the code nearest the expected code vector "
+                             "under softmax(logits / MBR); 0 the most likely code (default: the bundle's)")
     parser.add_argument("--seed", type=seed, default=0, help=seed_help)
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA if present), cpu or cuda")
     parser.add_argument("--compile", action="store_true",

@@ -57,7 +57,7 @@ def _eval(args: argparse.Namespace) -> None:
     run_eval(args.bundle, args.data, args.json, max_clips=args.clips, horizon=args.horizon,
              prompt_frames=args.prompt_frames, steps=args.steps, temperature=args.temperature,
              device=args.device, seed=args.seed, grid=args.grid, judge=args.judge, key_starts=args.key_starts,
-             compile=args.compile, precision=args.precision, guidance=args.guidance)
+             compile=args.compile, precision=args.precision, guidance=args.guidance, mbr=args.mbr)
 
 
 def _sample(args: argparse.Namespace) -> None:
@@ -66,7 +66,7 @@ def _sample(args: argparse.Namespace) -> None:
     path = run_sample(args.bundle, args.prompt, args.out, actions=args.actions, all_actions=args.all_actions,
                       length=args.length, steps=args.steps, temperature=args.temperature, seed=args.seed,
                       scale=args.scale, fps=args.fps, device=args.device, compile=args.compile,
-                      precision=args.precision, guidance=args.guidance)
+                      precision=args.precision, guidance=args.guidance, mbr=args.mbr)
     print(f"wrote {path}")
 
 

@@ -44,6 +44,9 @@ class SampleConfig:
     tokenizer_context: int = 4  # frames the tokenizer's decoder attends to (its training clip length)
     lam_context: int = 16  # frames per LAM window when inferring actions
     guidance: float = 1.0  # classifier-free guidance scale on the action (1: none; needs dynamics.action_dropout > 0)
+    # greedy picks (temperature 0) by minimum Bayes risk: each token is the code nearest the expected
+    # code vector under softmax(logits / mbr) rather than the most likely code (0: the most likely)
+    mbr: float = 0.0
 
     def check(self) -> None:
         """GenieError naming the first setting out of its range."""
@@ -51,10 +54,13 @@ class SampleConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
                 raise GenieError(f"sample.{name} must be an integer >= {low}, got {value!r}")
-        for name, meaning in (("temperature", "0: greedy"), ("guidance", "1: none")):
+        for name, meaning in (("temperature", "0: greedy"), ("guidance", "1: none"), ("mbr", "0: the most likely code")):
             v = getattr(self, name)
             if not isinstance(v, (int, float, np.floating)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
                 raise GenieError(f"sample.{name} must be a number >= 0 ({meaning}), got {v!r}")
+        if self.mbr > 0 and self.temperature > 0:
+            raise GenieError(f"sample.mbr {self.mbr:g} picks greedy tokens: it needs sample.temperature 0, "
+                             f"got {self.temperature:g}")
 
 
 @dataclass
@@ -76,8 +82,9 @@ class RolloutState:
 class MaskGITSampler:
     """See the module docstring."""
 
-    def __init__(self, dynamics: Dynamics, config: SampleConfig, cached: bool = True):
-        self.dynamics, self.config, self.cached = dynamics, config, cached
+    def __init__(self, dynamics: Dynamics, config: SampleConfig, cached: bool = True, codes: Tensor | None = None):
+        """codes: the tokenizer's l2-normalised codebook [V, D], which sample.mbr > 0 needs."""
+        self.dynamics, self.config, self.cached, self.codes = dynamics, config, cached, codes
         self.check(config)
 
     def check(self, config: SampleConfig) -> None:
@@ -87,6 +94,9 @@ class MaskGITSampler:
             raise GenieError(f"sample.guidance {config.guidance:g}: this world's dynamics was trained without "
                              "action dropout (dynamics.action_dropout 0), so it has no unconditional prediction "
                              "to guide against; use guidance 1")
+        if config.mbr > 0 and self.codes is None:
+            raise GenieError(f"sample.mbr {config.mbr:g} needs the tokenizer's codebook: "
+                             "MaskGITSampler(..., codes=tokenizer.vq.codes())")
 
     def start(self, tokens: Tensor, actions_in: Tensor, seeds: Tensor) -> RolloutState:
         """A rollout from prompt tokens int64 [B,T0,N] and the action into each frame [B,T0]
@@ -107,7 +117,7 @@ class MaskGITSampler:
         new = maskgit_sample(
             lambda tokens, i: self.round_logits(state, tokens, action_in, i), b, n, self.dynamics.config.mask_id,
             self.config.steps, self.config.temperature, draw=lambda i: uniform(state.seeds, state.frame, n, i),
-            device=state.tokens.device,
+            device=state.tokens.device, codes=self.codes, mbr=self.config.mbr,
         )
         context = self.config.context
         state.tokens = torch.cat((state.tokens, new[:, None]), 1)[:, -context:]

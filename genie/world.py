@@ -5,7 +5,7 @@
     frames = world.step(actions)              # int [B] in 0..num_actions-1 -> uint8 [B,H,W,3]
 
 B worlds step together in one batched forward. Each step samples the next frame's tokens with
-MaskGIT (genie.sampler.MaskGITSampler: `steps` rounds, `temperature`, `guidance`) from a KV cache of past
+MaskGIT (genie.sampler.MaskGITSampler: `steps` rounds, `temperature`, `guidance`, `mbr`) from a KV cache of past
 frames (a sliding window of the dynamics model's training context), then decodes only the new
 frame with the tokenizer's own decoder cache. The rollout lives in `world.state` (RolloutState).
 `compile=True` runs those cached forwards through torch.compile (faster steps once the first
@@ -87,7 +87,8 @@ class World:
         self.tokenizer = tokenizer.to(self.device).eval()
         self.lam = lam.to(self.device).eval()
         self.dynamics = dynamics.to(self.device).eval()
-        self.sampler = MaskGITSampler(self.dynamics, sample or SampleConfig(), cached)
+        codes = self.tokenizer.vq.codes().detach().float()  # for sample.mbr
+        self.sampler = MaskGITSampler(self.dynamics, sample or SampleConfig(), cached, codes)
         self.num_actions = lam.config.num_actions
         self.frame_shape = (tokenizer.config.height, tokenizer.config.width, 3)
         bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
@@ -102,7 +103,7 @@ class World:
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", steps: int | None = None,
              temperature: float | None = None, cached: bool = True, compile: bool = False,
-             precision: str = "auto", guidance: float | None = None) -> World:
+             precision: str = "auto", guidance: float | None = None, mbr: float | None = None) -> World:
         """Load a world bundle (a folder or one .safetensors file) written by `genie export`."""
         from genie.bundle import component, read_bundle
         from genie.config import from_dict
@@ -126,6 +127,7 @@ class World:
         sample.steps = sample.steps if steps is None else steps
         sample.temperature = sample.temperature if temperature is None else temperature
         sample.guidance = sample.guidance if guidance is None else guidance
+        sample.mbr = sample.mbr if mbr is None else mbr
         world = cls(models["tokenizer"], models["lam"], models["dynamics"], sample, device, cached, compile, precision)
         world.bundle_config = config
         return world

@@ -154,3 +154,22 @@ def test_lam_codes_tables_from_real_coinrun_footage(tmp_path):
     assert [line.split()[0] for line in per_class] == ["LEFT", "LEFT+JUMP", "JUMP", "NOOP", "RIGHT", "RIGHT+JUMP"]
     counted = sum(int(line.split()[1]) for line in per_class)
     assert counted == int(lines[0].split(": ")[1].split()[0].replace(",", ""))  # every transition has a class
+
+
+def test_next_frame_scores_every_pick_against_the_real_frame():
+    import cv2
+    from next_frame import FIRST, PICKS, next_frames
+
+    from genie.world import World
+
+    world = World.load(ROOT / "worlds/coinrun", device="cpu", precision="fp32")
+    image = cv2.cvtColor(cv2.imread(str(ROOT / "worlds/coinrun/prompts/prompt-00.png")), cv2.COLOR_BGR2RGB)
+    still = np.repeat(image[None], 6, 0)
+    scroll = np.stack([np.roll(image, -4 * t, axis=1) for t in range(6)])  # the view moves right 4 px a frame
+    r = next_frames(world, np.stack([still, scroll]), mbr=1.0)
+    assert all(len(r[p]) == 2 * (6 - FIRST) for p in PICKS)
+    assert (r["tokenizer tokens"] == 1).all()  # the ceiling is the frame's own tokens
+    s = r["shift"] == 0
+    assert s.sum() == 6 - FIRST and (r["shift"][~s] == -4).all()
+    assert (r["copy tokens"][s] == 1).all() and np.allclose(r["copy"][s], r["tokenizer"][s])  # a still frame: copying is exact
+    assert (r["copy"][~s] < r["tokenizer"][~s]).all()  # a moved one: copying is not

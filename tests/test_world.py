@@ -64,6 +64,27 @@ def test_context_noise_randomises_visible_tokens_only_and_is_off_by_default():
     assert 0.45 < changed < 0.52  # half the visible tokens are redrawn (1 in 32 onto its own code): 0.484
 
 
+
+def test_clean_history_keeps_the_frames_before_a_cut_whole_in_training_only():
+    tokens = torch.randint(0, 32, (256, 6, 64))
+    dyn = Dynamics(DynamicsConfig(vocab_size=32, grid_h=8, grid_w=8, num_actions=4, dim=32, depth=1, heads=4,
+                                  clean_history=1.0))
+    _, mask = dyn.training_inputs(tokens, torch.Generator().manual_seed(0))
+    masked_frames = mask.any(-1)  # [B, T]
+    cut = masked_frames.int().argmax(1)  # each clip's first masked frame
+    assert (cut >= 1).all() and set(cut.tolist()) == {1, 2, 3, 4, 5}  # cuts anywhere in 1..T-1
+    before = torch.arange(6)[None] < cut[:, None]
+    assert not masked_frames[before].any() and masked_frames[~before].all()  # whole past, masked from the cut on
+    dyn.eval()  # validation masks every frame 1..T-1, as without it
+    _, mask = dyn.training_inputs(tokens, torch.Generator().manual_seed(0))
+    assert mask[:, 1:].any(-1).all()
+    half = Dynamics(DynamicsConfig(vocab_size=32, grid_h=8, grid_w=8, num_actions=4, dim=32, depth=1, heads=4,
+                                   clean_history=0.5))
+    _, mask = half.training_inputs(tokens, torch.Generator().manual_seed(0))
+    assert 0.3 < (~mask[:, 1:].any(-1)).any(-1).float().mean() < 0.6  # about half the clips (those cut after 1) keep frames whole
+    with pytest.raises(ValueError, match="clean_history must be from 0 to 1"):
+        DynamicsConfig(clean_history=1.5)
+
 def test_action_dropout_hides_a_share_of_the_actions_in_training_only():
     dyn = Dynamics(DynamicsConfig(vocab_size=32, grid_h=4, grid_w=4, num_actions=4, dim=32, depth=1, heads=4,
                                   action_dropout=0.25))
@@ -231,6 +252,44 @@ def test_maskgit_unmasks_every_token_on_a_cosine_schedule():
     assert out.shape == (2, 16) and int(out.max()) < 10
     assert seen[0] == 32 and seen == sorted(seen, reverse=True)
 
+
+
+def test_mbr_picks_the_code_nearest_the_expected_code_vector():
+    # codes 0 and 1 are orthogonal, code 2 lies between them: when 0 and 1 split the mass the
+    # most likely code is one of them, the minimum-Bayes-risk pick the code between
+    codes = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]]), dim=-1)
+    probs = torch.tensor([[0.41, 0.39, 0.2, 0.0], [0.0, 0.0, 0.0, 1.0]]).clamp_min(1e-9)
+    logits = probs.log()[None].expand(2, 2, 4)
+
+    def pick(steps, temperature=0.0, mbr=1.0):
+        return maskgit_sample(lambda tokens, i: logits, 2, 2, 4, steps, temperature, lambda i: torch.rand(2, 2),
+                              codes=codes, mbr=mbr)
+
+    assert pick(1, mbr=0.0).tolist() == [[0, 3], [0, 3]]  # the most likely code
+    assert pick(1).tolist() == [[2, 3], [2, 3]] and pick(2).tolist() == [[2, 3], [2, 3]]
+    assert pick(1, mbr=0.01).tolist() == [[0, 3], [0, 3]]  # a sharp softmax: the most likely again
+    with pytest.raises(GenieError, match="needs sample.temperature 0"):
+        SampleConfig(temperature=1.0, mbr=1.0).check()
+    with pytest.raises(GenieError, match="mbr must be a number >= 0"):
+        SampleConfig(temperature=0.0, mbr=-1.0).check()
+
+
+def test_mbr_worlds_cache_like_the_reference_and_batch_like_singles():
+    def world(cached=True, mbr=1.0):
+        w = tiny_world(cached=cached, context=8)
+        w.sample = SampleConfig(steps=2, temperature=0.0, mbr=mbr, context=8, tokenizer_context=3, lam_context=4)
+        return w
+
+    cached, uncached, single, mode = world(), world(cached=False), world(), world(mbr=0.0)
+    p = prompt()
+    steps = [np.array([t % 4, (t + 1) % 4, 3]) for t in range(6)]
+    for w in (cached, uncached, mode):
+        w.reset(p, seed=[1, 2, 3])
+    single.reset(p[1:2], seed=2)
+    frames = [cached.step(a) for a in steps]
+    assert all(np.array_equal(f, uncached.step(a)) for f, a in zip(frames, steps))
+    assert all(np.array_equal(single.step(a[1:2])[0], f[1]) for f, a in zip(frames, steps))
+    assert not all(np.array_equal(mode.step(a), f) for f, a in zip(frames, steps))  # mbr changes the picks
 
 def test_prompts_of_any_size_and_channel_count():
     world = tiny_world()

@@ -160,7 +160,7 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 30, pro
              steps: int | None = None, temperature: float | None = None, device: str = "auto", seed: int = 0,
              batch_size: int = 32, grid: str | None = None, max_probe_transitions: int = 20_000,
              judge: str | None = None, key_starts: int = 32, log=None, compile: bool = False,
-             precision: str = "auto", guidance: float | None = None) -> dict:
+             precision: str = "auto", guidance: float | None = None, mbr: float | None = None) -> dict:
     """Run every measurement above; returns a JSON-ready dict. Each stage is announced on stderr
     (or to `log`) as one line with the time so far, readable in a log file."""
     started = time.perf_counter()
@@ -179,7 +179,7 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 30, pro
         return evaluate_tokenizer(bundle, data, max_clips, device=device, seed=seed, grid=grid)
     clip_shards, hold_shards = split_shards(data)
     world = World.load(bundle, device=device, steps=steps, temperature=temperature, compile=compile,
-                       precision=precision, guidance=guidance)
+                       precision=precision, guidance=guidance, mbr=mbr)
     check_frame_size(clip_shards + hold_shards, world.frame_shape, bundle)
     judge_model = None
     if judge is not None:
@@ -196,7 +196,7 @@ def evaluate(bundle: str, data: str, max_clips: int = 64, horizon: int = 30, pro
     result = {
         "bundle": str(bundle), "data": str(data), "clips": len(frames), "prompt_frames": prompt_frames,
         "horizon": horizon, "maskgit_steps": world.sample.steps, "temperature": world.sample.temperature,
-        "guidance": world.sample.guidance,
+        "guidance": world.sample.guidance, "mbr": world.sample.mbr,
         "precision": world.precision,
         **rollout_metrics(world, frames, prompt_frames, horizon, seed, batch_size),
     }
@@ -355,7 +355,8 @@ def format_table(r: dict) -> str:
     rows = [
         ("clips", f"{r['clips']} (prompt {r['prompt_frames']} frame(s), horizon {r['horizon']}, "
                   f"{r['maskgit_steps']} MaskGIT steps, temperature {r['temperature']}"
-                  + (f", guidance {r['guidance']:g}" if r.get('guidance', 1) != 1 else "") + ")"),
+                  + (f", guidance {r['guidance']:g}" if r.get('guidance', 1) != 1 else "")
+                  + (f", mbr {r['mbr']:g}" if r.get('mbr', 0) else "") + ")"),
         ("tokenizer PSNR / SSIM", f"{r['tokenizer']['psnr']:.2f} dB / {r['tokenizer']['ssim']:.3f}"),
         ("next-frame PSNR (inferred actions)", f"{r['next_frame_psnr']:.2f} dB "
                                                f"(real prompt frame held still: {r['psnr_copy'][0]:.2f} dB)"),

@@ -5,8 +5,12 @@ tokens z[B,T,h,w] (+ MASK) -> token embedding + patch position
     -> ST transformer (causal in time) -> logits over the tokenizer's codebook [B,T,N,V]
 
 Training masks a fraction r ~ U[0.5, 1) of the tokens of frames 1..T-1 and takes cross-entropy
-on the masked ones; with context_noise > 0 a share of the visible tokens is replaced by random
-codes first (the loss still targets the clean tokens), and with action_dropout > 0 a share of
+on the masked ones. Sampling predicts a frame from a whole, unmasked past, which that training
+rarely shows (the frames before a target are masked too); with clean_history > 0 that share of
+the clips keeps the frames before a random cut k in 1..T-1 unmasked, so frame k is predicted
+from a whole past as in sampling (frames after k are masked as before). With context_noise > 0
+a share of the visible tokens is replaced by random codes first (the loss still targets the clean
+tokens), and with action_dropout > 0 a share of
 the actions is replaced by the "no action" id, so the model also learns the frame that follows
 without knowing the action: the unconditional prediction that classifier-free guidance
 (SampleConfig.guidance) steers away from. Both apply in training mode only. Sampling (genie.nn.maskgit) predicts one new frame at a time from a KV cache
@@ -41,6 +45,8 @@ class DynamicsConfig:
     # training only: share of the visible (unmasked) tokens replaced by random codes, so the model
     # learns to predict from imperfect context as in its own rollouts (exposure bias; Jasmine uses 0.1)
     context_noise: float = 0.0
+    # training only: share of the clips whose frames before a random cut stay unmasked (see above)
+    clean_history: float = 0.0
     # training only: share of the actions a_t replaced by the "no action" id (classifier-free
     # guidance needs the unconditional prediction; 0: the world cannot be guided)
     action_dropout: float = 0.0
@@ -50,6 +56,8 @@ class DynamicsConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ValueError(f"dynamics.{name} must be from 0 up to (not including) 1, got {value!r}")
+        if not isinstance(self.clean_history, (int, float)) or not 0 <= self.clean_history <= 1:
+            raise ValueError(f"dynamics.clean_history must be from 0 to 1, got {self.clean_history!r}")
 
     @property
     def mask_id(self) -> int:
@@ -106,6 +114,11 @@ class Dynamics(nn.Module):
         c = self.config
         b, t, n = flat.shape
         mask = random_mask((b, t - 1, n), c.mask_low, c.mask_high, generator, flat.device)
+        if self.training and c.clean_history > 0:
+            cut = torch.randint(1, t, (b, 1), generator=generator, device=flat.device)  # first masked frame
+            clean = torch.rand((b, 1), generator=generator, device=flat.device) < c.clean_history
+            before = torch.arange(1, t, device=flat.device)[None] < cut  # frames 1..T-1 before the cut
+            mask = mask & ~(clean & before)[..., None]
         mask = torch.cat((torch.zeros_like(mask[:, :1]), mask), dim=1)  # frame 0 is never masked
         inputs = torch.where(mask, torch.full_like(flat, c.mask_id), flat)
         if self.training and c.context_noise > 0:

@@ -68,14 +68,19 @@ def maskgit_sample(
     temperature: float,
     draw: Callable[[int], Tensor],
     device=None,
+    codes: Tensor | None = None,
+    mbr: float = 0.0,
 ) -> Tensor:
     """Sample n tokens per batch row by confidence-ranked iterative unmasking.
 
     Args:
         logits_fn: (tokens int64 [B, n] (mask_id where masked), round) -> logits [B, n, V].
         steps: rounds; after round i, unmask_schedule(n, steps)[i] tokens stay masked.
-        temperature: softmax temperature; 0 picks the most likely token.
+        temperature: softmax temperature; 0 is greedy: the most likely token (or the mbr pick).
         draw: round -> uniforms [B, n] in (0, 1) (e.g. from `uniform`), one per token.
+        codes, mbr: with temperature 0 and mbr > 0, each token is the minimum-Bayes-risk pick
+            instead of the most likely one: the code of `codes` [V, D] (l2-normalised) nearest
+            the expected code vector under softmax(logits / mbr), ranked by that cosine.
     Returns tokens int64 [B, n]. Each round samples every masked token, then keeps the most
     confident (highest probability) ones and re-masks the rest.
     """
@@ -83,18 +88,23 @@ def maskgit_sample(
     masked = torch.ones(batch, n, dtype=torch.bool, device=device)
     for i, keep_masked in enumerate(unmask_schedule(n, steps)):
         logits = logits_fn(tokens, i).float()
+        probs = confidence = None
         if temperature > 0:
             probs = torch.softmax(logits / temperature, dim=-1)
             u = draw(i).to(probs.dtype).unsqueeze(-1)  # inverse-CDF sampling, one uniform per token
             sampled = torch.searchsorted(probs.cumsum(dim=-1), u * probs.sum(-1, keepdim=True)).squeeze(-1)
             sampled = sampled.clamp_max(probs.shape[-1] - 1)
+        elif mbr > 0:
+            mean = torch.softmax(logits / mbr, dim=-1) @ codes  # the expected code vector [B, n, D]
+            confidence, sampled = (mean @ codes.T).max(dim=-1)
         else:
-            probs, sampled = None, logits.argmax(dim=-1)
+            sampled = logits.argmax(dim=-1)
         candidate = torch.where(masked, sampled, tokens)
         if keep_masked == 0:  # the last round ranks nothing
             return candidate
-        probs = torch.softmax(logits, dim=-1) if probs is None else probs
-        confidence = probs.gather(-1, sampled[..., None]).squeeze(-1)
+        if confidence is None:
+            probs = torch.softmax(logits, dim=-1) if probs is None else probs
+            confidence = probs.gather(-1, sampled[..., None]).squeeze(-1)
         confidence = torch.where(masked, confidence, torch.full_like(confidence, math.inf))
         lowest = confidence.argsort(dim=-1)[:, :keep_masked]  # least confident stay masked
         masked = torch.zeros_like(masked).scatter_(1, lowest, True)

@@ -367,7 +367,7 @@ def play(args: argparse.Namespace, log=print) -> None:
         torch.set_num_threads(args.threads)
     bundle = Path(args.world) if args.world else DEFAULT_WORLD
     world = World.load(bundle, device=args.device, steps=args.steps, temperature=args.temperature,
-                       compile=args.compile, precision=args.precision, guidance=args.guidance)
+                       compile=args.compile, precision=args.precision, guidance=args.guidance, mbr=args.mbr)
     frames = args.prompt_frames or world.sample.context - 1
     shipped = bundle_prompts(bundle) if args.prompt is None else []
     if args.prompt is not None:

@@ -75,14 +75,14 @@ def save_animation(path: Path, images: list[np.ndarray], fps: float) -> None:
 def run_sample(bundle: str, prompt: str, out: str, actions: str | None = None, all_actions: bool = False,
                length: int = 16, steps: int | None = None, temperature: float | None = None, seed: int = 0,
                scale: int = 3, fps: float = 8.0, device: str = "auto", compile: bool = False,
-               precision: str = "auto", guidance: float | None = None) -> Path:
+               precision: str = "auto", guidance: float | None = None, mbr: float | None = None) -> Path:
     from data_pipeline.ingest import read_prompt
     from genie.world import World
 
     if not actions and not all_actions:
         raise GenieError("say what to do: --actions 1,1,2,... or --all-actions")
     world = World.load(bundle, device=device, steps=steps, temperature=temperature, compile=compile,
-                       precision=precision, guidance=guidance)
+                       precision=precision, guidance=guidance, mbr=mbr)
     image = read_prompt(prompt)
     if all_actions:
         acts = np.repeat(np.arange(world.num_actions)[:, None], length, axis=1)
