@@ -11,6 +11,7 @@ t's tokens is decoded (with the real tokens of the frames before as the decoder'
 scored in PSNR against the real frame t:
   copy       frame t-1's tokens (holding still)
   mode       the most likely code of every token (the shipped sampler's pick)
+  wrong a    the same with a random other latent action: what the action is worth to the dynamics
   mbr        the code nearest the expected code vector (sample.mbr, at softmax temperature --mbr)
   mean       the expected code vector itself, decoded as is (not a token: what a pick of one code
              per token averages toward)
@@ -42,11 +43,11 @@ from genie.models.tokenizer import float_to_frames  # noqa: E402
 from genie.world import World  # noqa: E402
 
 FIRST = 3  # frames predicted from at least this many real frames before them
-PICKS = ("copy", "mode", "mbr", "mean", "tokenizer")
+PICKS = ("copy", "mode", "wrong a", "mbr", "mean", "tokenizer")
 
 
 @torch.no_grad()
-def next_frames(world: World, clips: np.ndarray, mbr: float, batch: int = 16) -> dict[str, np.ndarray]:
+def next_frames(world: World, clips: np.ndarray, mbr: float, batch: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
     """uint8 clips [C,T,H,W,3] -> per predicted frame (C*(T-FIRST) of them): PSNR of each pick, the
     share of tokens each pick gets right, the share of changed tokens mode leaves as they were, the
     view's shift in px."""
@@ -54,6 +55,7 @@ def next_frames(world: World, clips: np.ndarray, mbr: float, batch: int = 16) ->
     codes = tok.vq.codes().float()
     keep = world.sample.tokenizer_context - 1  # decoder context frames
     out: dict[str, list] = {k: [] for k in ("shift", "stuck", *PICKS, *(f"{p} tokens" for p in PICKS))}
+    generator = torch.Generator().manual_seed(seed)
     for i in range(0, len(clips), batch):
         video = clips[i : i + batch]
         frames = torch.from_numpy(video)
@@ -65,9 +67,13 @@ def next_frames(world: World, clips: np.ndarray, mbr: float, batch: int = 16) ->
             seq = tokens[:, : t + 1].clone()
             seq[:, t] = dyn.config.mask_id
             logits = dyn.step_logits(seq, actions[:, : t + 1], last=True)[:, 0].float()  # [B,N,V]
+            wrong = actions[:, : t + 1].clone()
+            wrong[:, t] = (wrong[:, t] + torch.randint(1, world.num_actions, (len(video),), generator=generator)) \
+                % world.num_actions
             mean = torch.softmax(logits / mbr, -1) @ codes
-            picks = {"copy": tokens[:, t - 1], "mode": logits.argmax(-1), "mbr": (mean @ codes.T).argmax(-1),
-                     "tokenizer": tokens[:, t]}
+            picks = {"copy": tokens[:, t - 1], "mode": logits.argmax(-1),
+                     "wrong a": dyn.step_logits(seq, wrong, last=True)[:, 0].argmax(-1),
+                     "mbr": (mean @ codes.T).argmax(-1), "tokenizer": tokens[:, t]}
             past = tok.vq.embed(tokens[:, t - keep : t])
             latents = {p: tok.vq.embed(v[:, None]) for p, v in picks.items()} | {"mean": tok.vq.proj_out(mean)[:, None]}
             for p, z in latents.items():
@@ -98,7 +104,7 @@ def main() -> None:
     mbr = args.mbr or world.sample.mbr or 1.0
     length = min(world.sample.context, 8)
     clips = sample_clips(args.data, length, args.clips, args.seed, shards=split_shards(args.data)[0])[0]
-    r = next_frames(world, clips, mbr)
+    r = next_frames(world, clips, mbr, seed=args.seed)
     rows = []
     print(f"{args.world} on {args.data}: {len(r['shift']):,} frames, each from >= {FIRST} real frames (mbr at {mbr:g})")
     print(f"{'frames':>18} {'count':>6} " + " ".join(f"{p:>14}" for p in PICKS) + f" {'mode: stuck':>11}")

@@ -145,6 +145,10 @@ def test_inference_gelu_is_the_trained_tanh_gelu_and_training_keeps_its_gradient
         fast = TanhGELU()(x)
     torch.testing.assert_close(fast, F.gelu(x, approximate="tanh"), atol=1e-6, rtol=1e-5)
     assert torch.equal(x, torch.linspace(-8, 8, 4001))  # its input is left alone
+    with torch.no_grad():  # bf16 in, bf16 out, computed in fp32
+        half = TanhGELU()(x.bfloat16())
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half, F.gelu(x.bfloat16().float(), approximate="tanh").bfloat16())  # to bf16 precision
     y = x.clone().requires_grad_()
     TanhGELU()(y).sum().backward()
     z = x.clone().requires_grad_()
