@@ -10,9 +10,10 @@ frames (a sliding window of the dynamics model's training context), then decodes
 frame with the tokenizer's own decoder cache. The rollout lives in `world.state` (RolloutState).
 `compile=True` runs those cached forwards through torch.compile (faster steps once the first
 few have compiled them). `precision`: "auto" steps in bf16 (weights held in bf16, autocast for
-the rest) on CUDA and in fp32 on a CPU; "bf16" asks for bf16 on a CPU too (faster where the CPU multiplies bf16 natively, AVX512-BF16
-or AMX: `cpu_has_bf16()`; the logits then depend on the batch in their last bits, as on CUDA);
-"fp32" keeps full precision everywhere (the reference the tests compare against).
+the rest) on CUDA and in fp32 on a CPU; "bf16" asks for bf16 on a CPU too (faster where the CPU
+multiplies bf16 natively, AVX512-BF16 or AMX: `cpu_has_bf16()`; the logits then depend on the
+batch in their last bits, as on CUDA); "fp32" keeps full precision everywhere (the reference the
+tests compare against).
 `cached=False` recomputes the window every round instead (the reference path): both give
 identical logits while the rollout fits in the window; once it slides, the cache keeps each
 frame's keys/values as computed when that frame was new (streaming), the reference recomputes the
