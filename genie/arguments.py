@@ -123,7 +123,8 @@ def out_dir(text: str) -> str:
 
 
 
-def add_sampler_arguments(parser: argparse.ArgumentParser, seed_help: str = "world seed (default 0)") -> None:
+def add_sampler_arguments(parser: argparse.ArgumentParser, seed_help: str = "world seed (default 0)",
+                          auto_precision: str = "bf16 on CUDA, fp32 on a CPU") -> None:
     """--steps, --temperature, --guidance, --mbr, --seed, --device, --compile and --precision: how every command that rolls a world out samples it."""
     parser.add_argument("--steps", type=positive_int, help="MaskGIT rounds per frame (default: the bundle's)")
     parser.add_argument("--temperature", type=temperature, help="sampling temperature, 0 = greedy (default: the bundle's)")
@@ -138,7 +139,7 @@ def add_sampler_arguments(parser: argparse.ArgumentParser, seed_help: str = "wor
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the world's step: faster steps after a first one that compiles (a minute on a CPU)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                        help="auto: bf16 on CUDA, fp32 on a CPU; bf16 on a CPU that multiplies it natively "
+                        help=f"auto: {auto_precision}; bf16 on a CPU that multiplies it natively "
                              "(AVX512-BF16, AMX) steps faster")
 
 

@@ -16,11 +16,12 @@ from genie.cli import main as genie
 from genie.play.keymap import KEYS, keymap_from_labels, keymap_from_motion, measure_motion, store_keymap
 from genie.play.player import main as play
 from genie.play.sample import save_animation
-from genie.world import World
+from genie.world import World, cpu_has_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["train.wandb=false", "train.progress_bar=false"]
 KEYMAP = {"left": 1, "right": 2, "up": 3, "down": 4, "jump": 3, "noop": 6}
+PLAYER_PRECISION = "bf16" if cpu_has_bf16() else "fp32"  # the player's "auto" on a CPU
 
 
 @pytest.fixture(autouse=True)
@@ -71,8 +72,8 @@ def run(made, tmp_path, keys, *extra, bundle="world.bundle", name="out.gif") -> 
 
 
 def reference(made, tmp_path, actions, seed=0) -> list[np.ndarray]:
-    """The same rollout straight from World.reset/step, written by the same GIF writer."""
-    world = World.load(made / "world.bundle", device="cpu")
+    """The same rollout straight from World.reset/step at the player's precision, written by the same GIF writer."""
+    world = World.load(made / "world.bundle", device="cpu", precision=PLAYER_PRECISION)
     image = cv2.cvtColor(cv2.imread(str(made / "prompt.png")), cv2.COLOR_BGR2RGB)
     frames = [world.reset(image[None, None], seed=seed)[0]]
     frames += [world.step(np.array([a]))[0] for a in actions]
@@ -84,8 +85,9 @@ def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_headless_run_records_the_prompt_and_one_frame_per_step(made, tmp_path):
+def test_headless_run_records_the_prompt_and_one_frame_per_step(made, tmp_path, capsys):
     frames = run(made, tmp_path, "1,2,f12,3,noop,1", "--max-steps", "3", "--shots", str(tmp_path / "shots"), "--scale", "2")
+    assert f"ms, {PLAYER_PRECISION})" in capsys.readouterr().out  # auto: bf16 where the CPU multiplies it natively
     assert len(frames) == 1 + 3 and frames[0].shape == (128, 128, 3)  # the 4th step key is never played
     shots = list((tmp_path / "shots").glob("*.png"))
     assert len(shots) == 1 and cv2.imread(str(shots[0])).shape == (128, 128, 3)
