@@ -139,12 +139,16 @@ def compare_steps(bundle: Path, against: list[str], variants: list[str] = (), ba
                 if tree != ROOT:
                     git("worktree", "remove", "--force", str(tree))
     median = {name: float(np.median(t)) for name, t in times.items()}
+    ours = ["this tree", *(f"this tree, {v}" for v in variants)]
     rows = []
     for name, t in times.items():
         spread = f"{min(t):.1f}-{max(t):.1f}"
-        # each repeat's ratio to this tree's timing in the same repeat: a slow phase of the machine cancels
-        paired = np.median(np.array(t) / np.array(times["this tree"]))
-        ratio = "" if name == "this tree" else f"; this tree is {paired:.2f}x as fast (median of paired repeats)"
+        # each repeat's ratio to this tree's timing in the same repeat: a slow phase of the machine cancels;
+        # a revision's row gets one ratio per variant of this tree, a variant's row its ratio to this tree
+        against = ["this tree"] if name in ours else ours
+        paired = [f"{mine} is {np.median(np.array(t) / np.array(times[mine])):.2f}x as fast" for mine in against
+                  if mine != name]
+        ratio = f"; {', '.join(paired)} (median of paired repeats)" if paired else ""
         what = f"{rounds} MaskGIT rounds" if rounds else "the bundle's MaskGIT rounds"
         where = f"{threads} thread(s)" if device == "cpu" else device
         rows.append((f"World.step, {bundle.name} ({what}), batch {batch}, {where}: {name}",

@@ -50,7 +50,7 @@ from bench_step import OLD_PATH, compare_steps, git  # noqa: E402
 from common import RESULTS, append_results, command_line, count_flops, matmul_peak  # noqa: E402
 
 from data_pipeline.shards import find_shards, read_episodes  # noqa: E402
-from genie.world import World, resolve_device  # noqa: E402
+from genie.world import World, cpu_has_bf16, resolve_device  # noqa: E402
 
 Row = tuple[str, str, str]  # (suite row, value, ratio to peak)
 
@@ -124,13 +124,15 @@ def kv_rows(world: World, name: str, peak: Peak, s: Settings, where: str, contex
 
 
 def old_path_rows(bundle: Path, s: Settings, threads: int, device: torch.device) -> list[Row]:
-    """The bundle's World.step in this tree and in the old path's (bench_step.compare_steps), one run."""
+    """The bundle's World.step in this tree (and in bf16 where the CPU multiplies it natively: the
+    player's default there) and in the old path's (bench_step.compare_steps), one run."""
     try:
         git("cat-file", "-e", f"{OLD_PATH}^{{commit}}")
     except subprocess.CalledProcessError:
         log(f"bench: no commit {OLD_PATH} in this checkout (a shallow clone?): the old path's row is left out")
         return []
-    rows = compare_steps(bundle, [OLD_PATH], frames=s.step_frames, repeats=s.step_repeats, threads=threads,
+    variants = ["bf16"] if device.type == "cpu" and cpu_has_bf16() else []
+    rows = compare_steps(bundle, [OLD_PATH], variants, frames=s.step_frames, repeats=s.step_repeats, threads=threads,
                          device=device.type, log=log)
     return [(label, value, "") for label, value in rows]
 
