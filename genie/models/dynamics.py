@@ -4,17 +4,17 @@ tokens z[B,T,h,w] (+ MASK) -> token embedding + patch position
     + action embedding: frame t+1 gets emb(a_t); frame 0 gets the "no action" embedding
     -> ST transformer (causal in time) -> logits over the tokenizer's codebook [B,T,N,V]
 
-Training masks a fraction r ~ U[0.5, 1) of the tokens of frames 1..T-1 and takes cross-entropy
-on the masked ones. Sampling predicts a frame from a whole, unmasked past, which that training
-rarely shows (the frames before a target are masked too); with clean_history > 0 that share of
-the clips keeps the frames before a random cut k in 1..T-1 unmasked, so frame k is predicted
-from a whole past as in sampling (frames after k are masked as before). With context_noise > 0
-a share of the visible tokens is replaced by random codes first (the loss still targets the clean
-tokens), and with action_dropout > 0 a share of
-the actions is replaced by the "no action" id, so the model also learns the frame that follows
-without knowing the action: the unconditional prediction that classifier-free guidance
-(SampleConfig.guidance) steers away from. Both apply in training mode only. Sampling (genie.nn.maskgit) predicts one new frame at a time from a KV cache
-of past frames, so a step costs one frame of compute.
+Training masks a fraction r ~ U[0.5, 1) of the tokens of frames 1..T-1 and takes cross-entropy on
+the masked ones. Sampling predicts a frame from a whole, unmasked past, which that training rarely
+shows (the frames before a target are masked too); with clean_history > 0 that share of the clips
+keeps the frames before a random cut k in 1..T-1 unmasked, so frame k is predicted from a whole
+past as in sampling (frames after k are masked as before). With context_noise > 0 a share of the
+visible tokens is replaced by random codes first (the loss still targets the clean tokens), and
+with action_dropout > 0 a share of the actions is replaced by the "no action" id, so the model
+also learns the frame that follows without knowing the action: the unconditional prediction that
+classifier-free guidance (SampleConfig.guidance) steers away from. All three apply in training
+mode only. Sampling (genie.nn.maskgit) predicts one new frame at a time from a KV cache of past
+frames, so a step costs one frame of compute.
 """
 
 from __future__ import annotations
