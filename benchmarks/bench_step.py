@@ -62,9 +62,12 @@ def build(model_cls, cfg_cls, name):
 known = {f.name for f in dataclasses.fields(gw.SampleConfig)}
 sample = gw.SampleConfig(**{k: v for k, v in config.get("sample", {}).items() if k in known})
 sample.steps = int(rounds) or sample.steps
-kwargs = {"compile": True} if variant == "compile" else {"precision": "bf16"} if variant == "bf16" else {}
-world = gw.World(build(gw.VideoTokenizer, gw.TokenizerConfig, "tokenizer"), build(gw.LatentActionModel, gw.LAMConfig, "lam"),
-                 build(gw.Dynamics, gw.DynamicsConfig, "dynamics"), sample, device=device, **kwargs)
+if variant == "bf16":  # this tree only: as World.load makes it (weights held in bf16), as the player does
+    world = gw.World.load(bundle, device=device, steps=int(rounds) or None, precision="bf16")
+else:
+    world = gw.World(build(gw.VideoTokenizer, gw.TokenizerConfig, "tokenizer"),
+                     build(gw.LatentActionModel, gw.LAMConfig, "lam"), build(gw.Dynamics, gw.DynamicsConfig, "dynamics"),
+                     sample, device=device, **({"compile": True} if variant == "compile" else {}))
 b, n = int(batch), int(frames)
 rng = np.random.default_rng(0)
 prompt = rng.integers(0, 256, (b, *world.frame_shape), dtype=np.uint8)

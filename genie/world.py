@@ -5,15 +5,16 @@
     frames = world.step(actions)              # int [B] in 0..num_actions-1 -> uint8 [B,H,W,3]
 
 B worlds step together in one batched forward. Each step samples the next frame's tokens with
-MaskGIT (genie.sampler.MaskGITSampler: `steps` rounds, `temperature`, `guidance`, `mbr`) from a KV cache of past
-frames (a sliding window of the dynamics model's training context), then decodes only the new
-frame with the tokenizer's own decoder cache. The rollout lives in `world.state` (RolloutState).
-`compile=True` runs those cached forwards through torch.compile (faster steps once the first
-few have compiled them). `precision`: "auto" steps in bf16 (weights held in bf16, autocast for
-the rest) on CUDA and in fp32 on a CPU; "bf16" asks for bf16 on a CPU too (faster where the CPU
-multiplies bf16 natively, AVX512-BF16 or AMX: `cpu_has_bf16()`; the logits then depend on the
-batch in their last bits, as on CUDA); "fp32" keeps full precision everywhere (the reference the
-tests compare against).
+MaskGIT (genie.sampler.MaskGITSampler: `steps` rounds, `temperature`, `guidance`, `mbr`) from a KV
+cache of past frames (a sliding window of the dynamics model's training context), then decodes only
+the new frame with the tokenizer's own decoder cache. The rollout lives in `world.state`
+(RolloutState). `compile=True` runs those cached forwards through torch.compile (faster steps once
+the first few have compiled them). `precision`: "auto" steps in bf16 (autocast; World.load also
+holds the weights in bf16, while a World made of a training run's models leaves them alone) on CUDA
+and in fp32 on a CPU; "bf16" asks for bf16 on a CPU too (faster where the CPU multiplies bf16
+natively, AVX512-BF16 or AMX: `cpu_has_bf16()`; the logits then depend on the batch in their last
+bits, as on CUDA); "fp32" keeps full precision everywhere (the reference the tests compare
+against).
 `cached=False` recomputes the window every round instead (the reference path): both give
 identical logits while the rollout fits in the window; once it slides, the cache keeps each
 frame's keys/values as computed when that frame was new (streaming), the reference recomputes the
@@ -95,9 +96,6 @@ class World:
         bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
         self.precision = "bf16" if bf16 else "fp32"
         self.amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else None
-        if bf16:  # weights held in bf16 too: no per-op weight casts (the step's matmuls are ~2x faster on a CPU)
-            for model in (self.tokenizer, self.lam, self.dynamics):
-                model.to(torch.bfloat16)
         if compile and cached:  # the per-round forward and the frame decoder; eager everywhere else
             self.dynamics.transformer.compile_cached()
             self.tokenizer.decoder.compile_cached()
@@ -133,6 +131,9 @@ class World:
         sample.guidance = sample.guidance if guidance is None else guidance
         sample.mbr = sample.mbr if mbr is None else mbr
         world = cls(models["tokenizer"], models["lam"], models["dynamics"], sample, device, cached, compile, precision)
+        if world.precision == "bf16":  # its own models: weights held in bf16, no per-op weight casts (a CPU
+            for model in models.values():  # step's matmuls ~2x faster)
+                model.to(torch.bfloat16)
         world.bundle_config = config
         return world
 

@@ -59,7 +59,7 @@ def test_bf16_on_the_cpu_draws_the_same_world(world):
     close to the fp32 world's (sampled tokens may differ where two were nearly tied)."""
     assert world.precision == "fp32"  # auto on a CPU
     fast = World.load(WORLD, device="cpu", precision="bf16")
-    assert fast.precision == "bf16"
+    assert fast.precision == "bf16" and next(fast.dynamics.parameters()).dtype == torch.bfloat16  # its own weights
     prompt = bundle_prompts(WORLD)[0]
     a, b = world.reset(prompt, seed=0), fast.reset(prompt, seed=0)
     assert mean_psnr(torch.from_numpy(b), torch.from_numpy(a)) > 35

@@ -132,6 +132,15 @@ def test_guided_worlds_cache_like_the_reference_and_batch_like_singles():
     assert not all(np.array_equal(plain.step(a), f) for f, a in zip(frames, steps))  # guidance changes the frames
 
 
+def test_a_bf16_world_of_a_training_runs_models_leaves_their_weights_alone():
+    world = tiny_world()
+    bf16 = World(world.tokenizer, world.lam, world.dynamics, world.sample, precision="bf16")
+    assert bf16.precision == "bf16"
+    assert all(p.dtype == torch.float32 for m in (world.tokenizer, world.lam, world.dynamics) for p in m.parameters())
+    bf16.reset(prompt(b=1), seed=0)
+    assert bf16.step(np.array([1])).shape == (1, 64, 64, 3)
+
+
 def test_guidance_needs_a_world_trained_with_action_dropout():
     world = tiny_world()
     with pytest.raises(GenieError, match="action dropout"):
