@@ -108,7 +108,7 @@ def main() -> None:
     rows = []
     print(f"{args.world} on {args.data}: {len(r['shift']):,} frames, each from >= {FIRST} real frames (mbr at {mbr:g})")
     print(f"{'frames':>18} {'count':>6} " + " ".join(f"{p:>14}" for p in PICKS) + f" {'mode: stuck':>11}")
-    for what, keep in (("all", r["shift"] > -99), ("the view scrolled", r["shift"] != 0), ("it did not", r["shift"] == 0)):
+    for what, keep in (("all", np.ones(len(r["shift"]), bool)), ("the view scrolled", r["shift"] != 0), ("it did not", r["shift"] == 0)):
         cells = [f"{r[p][keep].mean():6.2f} dB {r[p + ' tokens'][keep].mean():3.0%}" if p + " tokens" in r
                  else f"{r[p][keep].mean():6.2f} dB    " for p in PICKS]
         print(f"{what:>18} {keep.sum():6d} " + " ".join(f"{c:>14}" for c in cells) + f" {r['stuck'][keep].mean():11.0%}")
