@@ -47,7 +47,8 @@ def _train(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from genie.training.run import export_run
 
-    path = export_run(args.run, args.out, checkpoint=args.checkpoint, overrides=args.overrides, force=args.force)
+    path = export_run(args.run, args.out, checkpoint=args.checkpoint, overrides=args.overrides, force=args.force,
+                      world=args.world)
     print(f"wrote bundle {path}")
 
 
@@ -145,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="replace the genie bundle at --out (other files "
                         "in its folder are kept); anything else there is never replaced")
     export.add_argument("--checkpoint", help="a specific .ckpt (default: the run's last)")
+    export.add_argument("--world", help="a world bundle: write it with this tokenizer run's decoder (a run of "
+                        "train.decoder_only from that world; its tokens must be the world's)")
     export.set_defaults(func=_export, takes_overrides=True)
 
     ev = sub.add_parser("eval", help="measure a world on held-out footage: beats holding still? keeps detail? follows the keys?")

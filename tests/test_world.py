@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import Tensor
 
+from data_pipeline.dataset import ClipDataset
+from data_pipeline.shards import find_shards
 from genie.cli import main
 from genie.errors import GenieError
 from genie.models.dynamics import Dynamics, DynamicsConfig
@@ -443,6 +445,46 @@ def test_init_starts_a_run_from_a_bundles_weights_and_freeze_lam_keeps_its_lam(t
     (old / "config.json").write_text(json.dumps(config))
     assert main([*args, "--out", str(tmp_path / "other"), f"train.init={old}", "lam.encoder_history=false"]) == 2
     assert "its lam.encoder_history is True but this run's is False" in capsys.readouterr().err
+
+
+def test_decoder_only_trains_a_worlds_decoder_and_export_puts_it_back_with_the_same_tokens(trained_world, tmp_path,
+                                                                                             capsys):
+    from safetensors.torch import load_file
+
+    world_bundle = trained_world / "world.bundle"
+    bundle = load_file(world_bundle / "model.safetensors")
+    args = ["train", "tokenizer", "--data", str(trained_world / "data"), *FAST, "--config",
+            str(ROOT / "configs/tiny/tokenizer.yaml"), "train.max_steps=3", "train.val_every=100"]
+    # restart_every=1 would move idle codes at every step if the codebook were not frozen
+    assert main([*args, "--out", str(tmp_path / "dec"), f"train.init={world_bundle}", "train.decoder_only=true",
+                 "model.restart_every=1", "train.lr=1e-2"]) == 0
+    state = torch.load(tmp_path / "dec" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    tok = {k.removeprefix("model."): v for k, v in state.items()}
+    frozen = ("embed.", "enc_pos", "encoder.", "vq.proj_in.", "vq.codebook")
+    assert all(torch.equal(v, bundle[f"tokenizer.{k}"]) for k, v in tok.items() if k.startswith(frozen))
+    assert not all(torch.equal(v, bundle[f"tokenizer.{k}"]) for k, v in tok.items() if k.startswith("decoder."))
+
+    assert main(["export", str(tmp_path / "dec"), "--out", str(tmp_path / "new.bundle"), "--world", str(world_bundle)]) == 0
+    old, new = World.load(world_bundle, device="cpu"), World.load(tmp_path / "new.bundle", device="cpu")
+    frames = torch.as_tensor(ClipDataset(find_shards(trained_world / "data"), 4)[0]["frames"])[None]
+    assert torch.equal(old.tokenizer.encode(frames).indices, new.tokenizer.encode(frames).indices)
+    for name in ("lam", "dynamics"):
+        a, b = getattr(old, name).state_dict(), getattr(new, name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(old.tokenizer.head.weight, new.tokenizer.head.weight)
+    assert new.sample == old.sample
+
+    # a tokenizer whose encoder moved would give the world other tokens: refused, nothing written
+    assert main([*args, "--out", str(tmp_path / "whole"), f"train.init={world_bundle}", "train.lr=1e-2"]) == 0
+    assert main(["export", str(tmp_path / "whole"), "--out", str(tmp_path / "bad"), "--world", str(world_bundle)]) == 2
+    err = capsys.readouterr().err
+    assert "differs from" in err and "train.decoder_only=true" in err and not (tmp_path / "bad").exists()
+    assert main([*args, "--out", str(tmp_path / "x"), "train.decoder_only=true"]) == 2  # no decoder to start from
+    assert "set train.init" in capsys.readouterr().err
+    assert main(["train", "world", "--data", str(trained_world / "data"), "--out", str(tmp_path / "y"), *FAST,
+                 "--config", str(ROOT / "configs/tiny/world.yaml"), "--tokenizer", str(trained_world / "tok.bundle"),
+                 f"train.init={world_bundle}", "train.decoder_only=true"]) == 2
+    assert "train.decoder_only is for the tokenizer stage" in capsys.readouterr().err
 
 
 def test_max_minutes_stops_a_run_in_time_and_leaves_an_exportable_checkpoint(trained_world, tmp_path):

@@ -86,6 +86,13 @@ class VideoTokenizer(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """What decides the tokens: the patch embedding, the encoder, the VQ's input projection and
+        codebook. Frozen (and the VQ in eval mode, so no dead code restarts), a decoder trained
+        further reads exactly the tokens it read before."""
+        return [*self.embed.parameters(), self.enc_pos, *self.encoder.parameters(),
+                *self.vq.proj_in.parameters(), self.vq.codebook]
+
     def encode(self, frames: Tensor) -> VQOutput:
         """frames uint8 [B,T,H,W,3] -> VQOutput: indices [B,T,h,w] int64, quantized [B,T,h*w,D]."""
         x = self.embed(patchify(frames_to_float(frames), self.config.patch_size)) + self.enc_pos

@@ -54,14 +54,18 @@ class TrainConfig:
     # a leased GPU. The schedule still runs on max_steps, so size max_steps to fit and keep this as the
     # cap; a run stopped by it saves last.ckpt and exports like any other
     max_minutes: float = 0.0
-    # world stage only: start the LAM and/or the dynamics (init_parts) from a world bundle's weights
-    # instead of at random, e.g. to train a shipped world further or on a new LAM; their configs must
-    # match the bundle's (training-only dynamics keys may differ). Read when a run starts, not on resume
+    # start from a bundle's weights instead of at random, e.g. to train a shipped world further or on a
+    # new LAM: the world stage takes the LAM and/or the dynamics (init_parts) of a world bundle, the
+    # tokenizer stage the tokenizer of a tokenizer or world bundle. Their configs must match the
+    # bundle's (training-only keys may differ). Read when a run starts, not on resume
     init: str = ""
     init_parts: list = field(default_factory=lambda: ["lam", "dynamics"])
     # world stage only: the LAM never trains; the dynamics learns on the actions of the LAM it starts
     # with (from init) from the first step
     freeze_lam: bool = False
+    # tokenizer stage only: train the decoder of train.init's tokenizer alone (the encoder and codebook
+    # frozen), so its tokens, and every world trained on them, stay exactly as they were
+    decoder_only: bool = False
 
     def __post_init__(self) -> None:
         """ValueError naming the first key outside its range, its value and the range allowed
@@ -80,6 +84,9 @@ class TrainConfig:
         if self.freeze_lam and (self.lam_steps or "lam" not in self.init_parts or not self.init):
             raise ValueError("key 'freeze_lam' needs a trained LAM to freeze: set train.init to a world bundle "
                              "with 'lam' in train.init_parts, and train.lam_steps 0")
+        if self.decoder_only and not self.init:
+            raise ValueError("key 'decoder_only' trains a trained tokenizer's decoder: set train.init to a "
+                             "tokenizer or world bundle")
 
 
 def _finite(v) -> bool:

@@ -139,8 +139,11 @@ def resolve_config(stage: str, config: str | None, overrides: list[str], out: Pa
     sections = build_sections(raw, spec.sections, pairs, source)
     if stage == "world":
         _derive_world_sections(sections, tokenizer_cfg, source)
+        if sections["train"].decoder_only:
+            raise GenieError(f"{source}: train.decoder_only is for the tokenizer stage (the world stage never "
+                             "trains its tokenizer)")
     else:
-        for key in ("lam_steps", "init", "freeze_lam"):
+        for key in ("lam_steps", "freeze_lam"):
             if getattr(sections["train"], key):
                 raise GenieError(f"{source}: train.{key} is for the world stage (the tokenizer has no LAM)")
     try:
@@ -259,7 +262,10 @@ def _train(stage: str, config: str | None, data: str, out: Path, overrides: list
     strategy = make_strategy(cfg)
     frame_cfg = sections["model"] if stage == "tokenizer" else tokenizer_cfg
 
-    init_weights = bundle_weights(cfg.init, cfg.init_parts, sections) if cfg.init and not resume else {}
+    init_weights = {}
+    if cfg.init and not resume:
+        init_weights = (bundle_weights(cfg.init, cfg.init_parts, sections) if stage == "world"
+                        else bundle_weights(cfg.init, ["tokenizer"], {"tokenizer": sections["model"]}))
     datamodule = ClipDataModule(
         data, clip_len=cfg.clip_len, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
         val_fraction=cfg.val_fraction, seed=cfg.seed,
@@ -329,12 +335,12 @@ def _train(stage: str, config: str | None, data: str, out: Path, overrides: list
     return last
 
 
-# dynamics keys that shape only the training inputs: a run may start from a bundle that differs in them
-TRAINING_ONLY_DYNAMICS = tuple(k.split(".", 1)[1] for k in RESUMABLE_KEYS)
+# keys that shape only the training (inputs, losses): a run may start from a bundle that differs in them
+TRAINING_ONLY = {"dynamics": tuple(k.split(".", 1)[1] for k in RESUMABLE_KEYS), "tokenizer": ("beta", "restart_every")}
 
 
 def bundle_weights(bundle: str, parts: list[str], sections: dict[str, Any]) -> dict[str, dict]:
-    """train.init: `parts` (lam, dynamics) of a world bundle -> {part: state_dict}, checked before a run
+    """train.init: `parts` (lam, dynamics; tokenizer) of a bundle -> {part: state_dict}, checked before a run
     starts: GenieError naming the first config key in which the bundle's part differs from the run's."""
     from genie.bundle import component, read_bundle
     from genie.config import from_dict
@@ -346,13 +352,45 @@ def bundle_weights(bundle: str, parts: list[str], sections: dict[str, Any]) -> d
         raw, out[part] = component(config, weights, part, path)
         cfg = asdict(from_dict(type(sections[part]), raw, f"{path} [{part}]"))  # keys it predates: their defaults
         ours = asdict(sections[part])
-        skip = TRAINING_ONLY_DYNAMICS if part == "dynamics" else ()
+        skip = TRAINING_ONLY.get(part, ())
         differs = [k for k in ours if k not in skip and cfg[k] != ours[k]]
         if differs:
             k = differs[0]
             raise GenieError(f"train.init {path}: its {part}.{k} is {cfg[k]!r} but this run's is {ours[k]!r}; "
                              f"make the run's {part} section match the bundle's config.json")
     return out
+
+
+def with_tokenizer(world: str, tokenizer: dict, weights: dict, source: Path) -> dict:
+    """Put a tokenizer (its config and 'tokenizer.' weights) into world bundle `world`: -> the world's
+    config, and `weights` filled in place with the world's LAM and dynamics. Refused (GenieError) unless
+    the tokenizer gives exactly the world's tokens: same config but for training-only keys, and the same
+    encoder and codebook weights, as a decoder trained with train.decoder_only from it keeps them."""
+    import torch
+
+    from genie.bundle import component, read_bundle
+    from genie.config import from_dict
+    from genie.models.tokenizer import TokenizerConfig, VideoTokenizer
+
+    path = Path(world)
+    config, world_weights = read_bundle(path)
+    if "dynamics" not in config.get("components", {}):
+        raise GenieError(f"{path}: not a world bundle (it holds: {', '.join(config.get('components', {}))})")
+    theirs, their_weights = component(config, world_weights, "tokenizer", path)
+    theirs = asdict(from_dict(TokenizerConfig, theirs, f"{path} [tokenizer]"))  # keys it predates: their defaults
+    differs = [k for k in tokenizer if k not in TRAINING_ONLY["tokenizer"] and theirs[k] != tokenizer[k]]
+    model = VideoTokenizer(from_dict(TokenizerConfig, tokenizer, "tokenizer"))
+    frozen = {id(p) for p in model.encoder_parameters()}
+    names = [n for n, p in model.named_parameters() if id(p) in frozen]
+    differs += [n for n in names if n not in their_weights or not torch.equal(their_weights[n], weights[f"tokenizer.{n}"])]
+    if differs:
+        raise GenieError(f"{source}: its tokenizer.{differs[0]} differs from {path}'s, so it would give that world "
+                         f"other tokens; train the decoder alone, from the world: train.init={path} "
+                         "train.decoder_only=true")
+    weights.update({k: v for k, v in world_weights.items() if not k.startswith("tokenizer.")})
+    config = {k: v for k, v in config.items() if k not in ("format", "format_version", "genie_version")}
+    config["training"] = dict(config.get("training", {}))
+    return config
 
 
 def _load_stage_tokenizer(stage: str, tokenizer: str | None, out: Path, resume: bool):
@@ -387,11 +425,13 @@ def _wandb_logger(out: Path, project: str, rank_zero: bool):
 
 
 def export_run(run: str, out: str, checkpoint: str | None = None, overrides: list[str] | None = None,
-               force: bool = False) -> Path:
+               force: bool = False, world: str | None = None) -> Path:
     """Turn run folder `run` (its last or a given checkpoint) into a safetensors bundle at `out`.
     overrides: `sample.key=value` strings setting the bundle's sampler defaults (a world run only),
     e.g. fewer MaskGIT steps for a world that must play at CPU frame rates. An existing `out` is
-    refused unless `force`, and then only a genie bundle of the same form is replaced (save_bundle)."""
+    refused unless `force`, and then only a genie bundle of the same form is replaced (save_bundle).
+    world: a world bundle whose tokenizer this tokenizer run's replaces (a decoder trained further
+    with train.decoder_only): `out` gets that world with the new decoder (see with_tokenizer)."""
     import dataclasses
 
     import torch
@@ -417,6 +457,13 @@ def export_run(run: str, out: str, checkpoint: str | None = None, overrides: lis
     module = _stages()[meta["stage"]].module(**ckpt["hyper_parameters"])
     module.load_state_dict(ckpt["state_dict"])
     components, weights = module.export()
+    if world is not None:
+        if meta["stage"] != "tokenizer" or overrides:
+            raise GenieError(f"{run_dir}: --world takes a tokenizer run (with no sample.* settings), "
+                             f"not a {meta['stage']} run")
+        config = with_tokenizer(world, components["tokenizer"], weights, run_dir)
+        config["training"]["decoder"] = {"step": ckpt.get("global_step"), "data": meta.get("data")}
+        return save_bundle(out, config, weights, force=force)
     frame = components["tokenizer"]
     extras = module.bundle_extras()
     if overrides:

@@ -1,4 +1,10 @@
-"""Stage 1: train the VideoTokenizer (reconstruction MSE + VQ losses)."""
+"""Stage 1: train the VideoTokenizer (reconstruction MSE + VQ losses).
+
+With train.decoder_only (and train.init naming a trained tokenizer) the encoder and codebook stay
+frozen and the decoder alone learns to rebuild frames from the tokens the encoder gives, with the
+reconstruction MSE as its loss: the tokens do not change, so a world trained on the tokenizer it
+started from takes the new decoder as it is.
+"""
 
 from __future__ import annotations
 
@@ -28,17 +34,40 @@ class TokenizerModule(StageModule):
         self.model_config = from_dict(TokenizerConfig, model, "model")
         self.train_config = from_dict(TrainConfig, train, "train")
         self.model = VideoTokenizer(self.model_config)
+        if self.train_config.decoder_only:
+            for p in self.model.encoder_parameters():
+                p.requires_grad_(False)
+            self.train(self.training)  # Lightning may never call train(): the frozen parts start in eval mode
         self.sample_dir = Path(sample_dir) if sample_dir else None
         self._val_counts = None
         self._val_example = None
+
+    @property
+    def tokenizer(self) -> VideoTokenizer:
+        """The model (the name train.init loads weights into)."""
+        return self.model
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.train_config.decoder_only:  # no dead-code restarts: the codebook must not move
+            self.model.encoder.eval()
+            self.model.vq.eval()
+        return self
 
     def forward(self, frames):
         return self.model(frames)
 
     def training_step(self, batch, batch_idx):
         frames = batch["frames"]
-        recon, vq = self.model(frames)
-        loss, mse = self.model.loss(frames, recon, vq)
+        if self.train_config.decoder_only:
+            with torch.no_grad():
+                vq = self.model.encode(frames)
+            recon = self.model.decode(vq.indices)  # the codes' vectors as the decoder reads them at play time
+            loss = mse = F.mse_loss(recon.float(), frames_to_float(frames))
+            mse = mse.detach()
+        else:
+            recon, vq = self.model(frames)
+            loss, mse = self.model.loss(frames, recon, vq)
         self.log_dict(
             {
                 "train/loss": loss,
