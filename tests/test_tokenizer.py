@@ -179,6 +179,23 @@ def test_model_frames_must_match_the_data(synth, tmp_path, capsys):
     assert "expects (32, 32, 3)" in capsys.readouterr().err
 
 
+def test_a_deeper_decoder_loads_a_shallower_one_and_reconstructs_as_it_did():
+    torch.manual_seed(0)
+    config = TokenizerConfig(height=16, width=16, patch_size=4, dim=32, encoder_depth=1, decoder_depth=1, heads=2,
+                             codebook_size=16, code_dim=8)
+    shallow = VideoTokenizer(config).eval()
+    deep = VideoTokenizer(TokenizerConfig(**{**config.__dict__, "decoder_depth": 3})).eval()
+    deep.load_weights(shallow.state_dict())
+    frames = torch.randint(0, 256, (2, 3, 16, 16, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(deep(frames)[0], shallow(frames)[0])
+    assert deep.decoder.blocks[2].mlp[2].weight.abs().sum() == 0  # identity now, a block that learns later
+    with pytest.raises(ValueError, match="another tokenizer"):
+        VideoTokenizer(TokenizerConfig(**{**config.__dict__, "dim": 16})).load_weights(shallow.state_dict())
+    with pytest.raises(ValueError, match="another tokenizer"):
+        shallow.load_weights(deep.state_dict())
+
+
 def test_reconstruction_is_uint8_in_range():
     x = torch.tensor([-2.0, -1.0, 0.0, 1.0, 3.0])
     assert float_to_frames(x).tolist() == [0, 0, 128, 255, 255]

@@ -456,13 +456,16 @@ def test_decoder_only_trains_a_worlds_decoder_and_export_puts_it_back_with_the_s
     args = ["train", "tokenizer", "--data", str(trained_world / "data"), *FAST, "--config",
             str(ROOT / "configs/tiny/tokenizer.yaml"), "train.max_steps=3", "train.val_every=100"]
     # restart_every=1 would move idle codes at every step if the codebook were not frozen
+    # one decoder block more than the world's; restart_every=1 would move idle codes at every step if
+    # the codebook were not frozen
     assert main([*args, "--out", str(tmp_path / "dec"), f"train.init={world_bundle}", "train.decoder_only=true",
-                 "model.restart_every=1", "train.lr=1e-2"]) == 0
+                 "model.decoder_depth=3", "model.restart_every=1", "train.lr=1e-2"]) == 0
     state = torch.load(tmp_path / "dec" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     tok = {k.removeprefix("model."): v for k, v in state.items()}
     frozen = ("embed.", "enc_pos", "encoder.", "vq.proj_in.", "vq.codebook")
     assert all(torch.equal(v, bundle[f"tokenizer.{k}"]) for k, v in tok.items() if k.startswith(frozen))
-    assert not all(torch.equal(v, bundle[f"tokenizer.{k}"]) for k, v in tok.items() if k.startswith("decoder."))
+    assert not all(torch.equal(v, bundle[f"tokenizer.{k}"]) for k, v in tok.items() if k.startswith("decoder.blocks.0."))
+    assert "decoder.blocks.2.mlp.2.weight" in tok and "tokenizer.decoder.blocks.2.mlp.2.weight" not in bundle
 
     assert main(["export", str(tmp_path / "dec"), "--out", str(tmp_path / "new.bundle"), "--world", str(world_bundle)]) == 0
     old, new = World.load(world_bundle, device="cpu"), World.load(tmp_path / "new.bundle", device="cpu")
@@ -472,7 +475,7 @@ def test_decoder_only_trains_a_worlds_decoder_and_export_puts_it_back_with_the_s
         a, b = getattr(old, name).state_dict(), getattr(new, name).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(old.tokenizer.head.weight, new.tokenizer.head.weight)
-    assert new.sample == old.sample
+    assert new.sample == old.sample and new.tokenizer.config.decoder_depth == 3
 
     # a tokenizer whose encoder moved would give the world other tokens: refused, nothing written
     assert main([*args, "--out", str(tmp_path / "whole"), f"train.init={world_bundle}", "train.lr=1e-2"]) == 0

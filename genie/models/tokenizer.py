@@ -93,6 +93,24 @@ class VideoTokenizer(nn.Module):
         return [*self.embed.parameters(), self.enc_pos, *self.encoder.parameters(),
                 *self.vq.proj_in.parameters(), self.vq.codebook]
 
+    def load_weights(self, state: dict[str, Tensor]) -> None:
+        """load_state_dict, which also takes the weights of a tokenizer whose decoder has fewer blocks
+        (else alike): the blocks it lacks are appended as identities (STBlock.make_identity), so this
+        one reconstructs exactly as that one did until its decoder trains further. ValueError if the
+        weights do not fit that way."""
+        have = len({k.split(".")[2] for k in state if k.startswith("decoder.blocks.")})
+        added = tuple(f"decoder.blocks.{i}." for i in range(have, self.config.decoder_depth))
+        ours = set(self.state_dict())
+        missing, unexpected = sorted(ours - set(state)), sorted(set(state) - ours)
+        if unexpected or any(not k.startswith(added) for k in missing):
+            raise ValueError(f"weights of another tokenizer (missing {missing[:2]}, unexpected {unexpected[:2]})")
+        try:
+            self.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # a shape differs
+            raise ValueError(f"weights of another tokenizer ({str(err).splitlines()[-1].strip()})") from None
+        for block in self.decoder.blocks[have:]:
+            block.make_identity()
+
     def encode(self, frames: Tensor) -> VQOutput:
         """frames uint8 [B,T,H,W,3] -> VQOutput: indices [B,T,h,w] int64, quantized [B,T,h*w,D]."""
         x = self.embed(patchify(frames_to_float(frames), self.config.patch_size)) + self.enc_pos

@@ -172,6 +172,14 @@ class STBlock(nn.Module):
         self.norm_m = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), TanhGELU(), nn.Linear(hidden, dim))
 
+    def make_identity(self) -> None:
+        """Zero the three residual branches' output layers: the block passes x through unchanged (and
+        still learns, as its output layers get gradients), so it can join a trained stack."""
+        for layer in (self.spatial.proj, self.temporal.proj, self.mlp[2]):
+            nn.init.zeros_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
     def forward(self, x: Tensor, tables: Tensor, cache: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
                 keep: int = 0) -> Tensor:
         """x [B, T, N, D], tables: rotary_tables of the frames' absolute indices, cache: see Attention -> x; with keep > 0

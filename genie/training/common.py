@@ -64,7 +64,8 @@ class TrainConfig:
     # with (from init) from the first step
     freeze_lam: bool = False
     # tokenizer stage only: train the decoder of train.init's tokenizer alone (the encoder and codebook
-    # frozen), so its tokens, and every world trained on them, stay exactly as they were
+    # frozen), so its tokens, and every world trained on them, stay exactly as they were; a
+    # model.decoder_depth above the bundle's appends blocks that start as identities
     decoder_only: bool = False
 
     def __post_init__(self) -> None:

@@ -294,7 +294,8 @@ def _train(stage: str, config: str | None, data: str, out: Path, overrides: list
     if tokenizer_model is not None and not resume:
         module.tokenizer.load_state_dict(tokenizer_model.state_dict())
     for part, state in init_weights.items():
-        getattr(module, part).load_state_dict(state)
+        target = getattr(module, part)
+        (target.load_weights if part == "tokenizer" else target.load_state_dict)(state)  # a decoder may grow
     if cfg.compile:  # in place, so state_dict keys (checkpoints, bundles) are unchanged
         from torch.nn import ModuleDict
 
@@ -354,6 +355,8 @@ def bundle_weights(bundle: str, parts: list[str], sections: dict[str, Any]) -> d
         ours = asdict(sections[part])
         skip = TRAINING_ONLY.get(part, ())
         differs = [k for k in ours if k not in skip and cfg[k] != ours[k]]
+        if part == "tokenizer" and cfg["decoder_depth"] < ours["decoder_depth"]:  # more decoder blocks: they are added
+            differs.remove("decoder_depth")
         if differs:
             k = differs[0]
             raise GenieError(f"train.init {path}: its {part}.{k} is {cfg[k]!r} but this run's is {ours[k]!r}; "
@@ -364,8 +367,9 @@ def bundle_weights(bundle: str, parts: list[str], sections: dict[str, Any]) -> d
 def with_tokenizer(world: str, tokenizer: dict, weights: dict, source: Path) -> dict:
     """Put a tokenizer (its config and 'tokenizer.' weights) into world bundle `world`: -> the world's
     config, and `weights` filled in place with the world's LAM and dynamics. Refused (GenieError) unless
-    the tokenizer gives exactly the world's tokens: same config but for training-only keys, and the same
-    encoder and codebook weights, as a decoder trained with train.decoder_only from it keeps them."""
+    the tokenizer gives exactly the world's tokens: same config but for training-only keys and the
+    decoder's depth, and the same encoder and codebook weights, as a decoder trained with
+    train.decoder_only from it keeps them."""
     import torch
 
     from genie.bundle import component, read_bundle
@@ -378,7 +382,7 @@ def with_tokenizer(world: str, tokenizer: dict, weights: dict, source: Path) -> 
         raise GenieError(f"{path}: not a world bundle (it holds: {', '.join(config.get('components', {}))})")
     theirs, their_weights = component(config, world_weights, "tokenizer", path)
     theirs = asdict(from_dict(TokenizerConfig, theirs, f"{path} [tokenizer]"))  # keys it predates: their defaults
-    differs = [k for k in tokenizer if k not in TRAINING_ONLY["tokenizer"] and theirs[k] != tokenizer[k]]
+    differs = [k for k in tokenizer if k not in (*TRAINING_ONLY["tokenizer"], "decoder_depth") and theirs[k] != tokenizer[k]]
     model = VideoTokenizer(from_dict(TokenizerConfig, tokenizer, "tokenizer"))
     frozen = {id(p) for p in model.encoder_parameters()}
     names = [n for n, p in model.named_parameters() if id(p) in frozen]
@@ -389,6 +393,7 @@ def with_tokenizer(world: str, tokenizer: dict, weights: dict, source: Path) -> 
                          "train.decoder_only=true")
     weights.update({k: v for k, v in world_weights.items() if not k.startswith("tokenizer.")})
     config = {k: v for k, v in config.items() if k not in ("format", "format_version", "genie_version")}
+    config["components"] = {**config["components"], "tokenizer": tokenizer}  # its decoder may be deeper
     config["training"] = dict(config.get("training", {}))
     return config
 

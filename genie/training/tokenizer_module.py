@@ -3,7 +3,8 @@
 With train.decoder_only (and train.init naming a trained tokenizer) the encoder and codebook stay
 frozen and the decoder alone learns to rebuild frames from the tokens the encoder gives, with the
 reconstruction MSE as its loss: the tokens do not change, so a world trained on the tokenizer it
-started from takes the new decoder as it is.
+started from takes the new decoder as it is (`genie export RUN --world WORLD`). A model.decoder_depth
+above the bundle's grows the decoder (VideoTokenizer.load_weights).
 """
 
 from __future__ import annotations
