@@ -344,32 +344,40 @@ def bundle_weights(bundle: str, parts: list[str], sections: dict[str, Any]) -> d
     """train.init: `parts` (lam, dynamics; tokenizer) of a bundle -> {part: state_dict}, checked before a run
     starts: GenieError naming the first config key in which the bundle's part differs from the run's."""
     from genie.bundle import component, read_bundle
-    from genie.config import from_dict
 
     path = Path(bundle)
     config, weights = read_bundle(path)
     out = {}
     for part in parts:
         raw, out[part] = component(config, weights, part, path)
-        cfg = asdict(from_dict(type(sections[part]), raw, f"{path} [{part}]"))  # keys it predates: their defaults
-        ours = asdict(sections[part])
-        skip = TRAINING_ONLY.get(part, ())
-        differs = [k for k in ours if k not in skip and cfg[k] != ours[k]]
-        if part == "tokenizer" and cfg["decoder_depth"] < ours["decoder_depth"]:  # more decoder blocks: they are added
-            differs.remove("decoder_depth")
+        differs = config_differs(part, raw, sections[part], path)
         if differs:
-            k = differs[0]
-            raise GenieError(f"train.init {path}: its {part}.{k} is {cfg[k]!r} but this run's is {ours[k]!r}; "
+            k, theirs, ours = differs
+            raise GenieError(f"train.init {path}: its {part}.{k} is {theirs!r} but this run's is {ours!r}; "
                              f"make the run's {part} section match the bundle's config.json")
     return out
+
+
+def config_differs(part: str, raw: dict, section: Any, path: Path) -> tuple[str, Any, Any] | None:
+    """The first key (with the bundle's and our value) in which a bundle's `part` config (raw dict, keys
+    it predates take their defaults) differs from `section` in what the weights mean: training-only
+    keys may differ, and a tokenizer's decoder may be deeper than the bundle's (blocks are added)."""
+    from genie.config import from_dict
+
+    theirs = asdict(from_dict(type(section), raw, f"{path} [{part}]"))
+    ours = asdict(section)
+    for k in ours:
+        deeper = part == "tokenizer" and k == "decoder_depth" and theirs[k] < ours[k]
+        if k not in TRAINING_ONLY.get(part, ()) and theirs[k] != ours[k] and not deeper:
+            return k, theirs[k], ours[k]
+    return None
 
 
 def with_tokenizer(world: str, tokenizer: dict, weights: dict, source: Path) -> dict:
     """Put a tokenizer (its config and 'tokenizer.' weights) into world bundle `world`: -> the world's
     config, and `weights` filled in place with the world's LAM and dynamics. Refused (GenieError) unless
-    the tokenizer gives exactly the world's tokens: same config but for training-only keys and the
-    decoder's depth, and the same encoder and codebook weights, as a decoder trained with
-    train.decoder_only from it keeps them."""
+    the tokenizer gives exactly the world's tokens: the same config (config_differs) and the same
+    encoder and codebook weights, as a decoder trained with train.decoder_only from it keeps them."""
     import torch
 
     from genie.bundle import component, read_bundle
@@ -381,9 +389,9 @@ def with_tokenizer(world: str, tokenizer: dict, weights: dict, source: Path) -> 
     if "dynamics" not in config.get("components", {}):
         raise GenieError(f"{path}: not a world bundle (it holds: {', '.join(config.get('components', {}))})")
     theirs, their_weights = component(config, world_weights, "tokenizer", path)
-    theirs = asdict(from_dict(TokenizerConfig, theirs, f"{path} [tokenizer]"))  # keys it predates: their defaults
-    differs = [k for k in tokenizer if k not in (*TRAINING_ONLY["tokenizer"], "decoder_depth") and theirs[k] != tokenizer[k]]
-    model = VideoTokenizer(from_dict(TokenizerConfig, tokenizer, "tokenizer"))
+    ours = from_dict(TokenizerConfig, tokenizer, "tokenizer")
+    differs = [d[0] for d in [config_differs("tokenizer", theirs, ours, path)] if d]
+    model = VideoTokenizer(ours)
     frozen = {id(p) for p in model.encoder_parameters()}
     names = [n for n, p in model.named_parameters() if id(p) in frozen]
     differs += [n for n in names if n not in their_weights or not torch.equal(their_weights[n], weights[f"tokenizer.{n}"])]
