@@ -252,6 +252,16 @@ def test_motion_keymap_finds_the_moves(rollouts):
     assert keymap == {"left": 1, "right": 2, "up": 3, "down": 4, "jump": 3, "noop": 0} and not info["weak"]
 
 
+def test_motion_keymap_calls_a_near_still_best_match_weak():
+    """No latent moves up: up still plays its best match, one that barely moves (0.03 px/frame, as
+    in the CoinRun world shipped on 2026-12-05), and is reported weak; the others are not."""
+    motion = np.array([[0.4, 0.0], [0.0, 0.0], [-2.4, 1.5], [-0.9, 1.2], [0.8, 0.0], [3.0, -2.3], [-0.9, -0.4], [0.0, -0.03]])
+    change = np.array([0.4, 0.0, 1.4, 1.3, 0.3, 0.9, 0.5, 0.01])
+    keymap, info = keymap_from_motion(motion, change)
+    assert keymap == {"left": 2, "right": 5, "up": 7, "down": 3, "jump": 7, "noop": 1}
+    assert info["weak"] == ["up"]
+
+
 def test_label_keymap_picks_co_occurrence_above_the_base_rate():
     names = ["NOOP", "LEFT", "RIGHT", "UP"]
     # latent 0 is everywhere (the most frequent code for every true action); 5 means LEFT, 6 RIGHT, 2 UP

@@ -29,8 +29,8 @@ model   (no labels; also what the player does at start when the bundle has no ma
         left/right/up/down are assigned greedily, best (direction, action) pair first, each action
         used once while enough remain (noop excluded when A >= 5); the score of action a for
         direction u is motion.u - |motion x u| / 2. jump = up: from pixels alone a jump and a move
-        up look alike. A direction whose best score is <= 0 is reported as weak (nothing moves
-        that way, yet the key still plays its best match).
+        up look alike. A direction whose action scores below MIN_MOVE is reported as weak (nothing
+        visibly moves that way, yet the key still plays its best match).
 
 Where it is stored: a folder bundle gets "keymap" (and "keymap_info": method, per-action motion)
 in its config.json, rewritten atomically (temp file + os.replace); a one-file bundle
@@ -54,6 +54,7 @@ LABEL_NAMES = {"left": ("left",), "right": ("right",), "up": ("up",), "down": ("
                "jump": ("jump", "up"), "noop": ("noop", "no-op", "none")}
 MIN_RESPONSE = 0.1  # phase-correlation peaks below this are noise, not a shift of the scene
 MIN_MASS = 4 * 255.0  # change (gray levels x pixels) below this, e.g. 2x2 pixels turned over, is no object
+MIN_MOVE = 0.25  # px/frame: a key whose action moves less that way (a pixel in 4 frames) is weak
 
 
 # ---------------------------------------------------------------------- from the model
@@ -122,7 +123,7 @@ def keymap_from_motion(motion: np.ndarray, change: np.ndarray) -> tuple[dict[str
         if x in free:
             free.remove(x)
     keymap["jump"] = keymap["up"]
-    weak = [d for j, d in enumerate(dirs) if score[keymap[d], j] <= 0]
+    weak = [d for j, d in enumerate(dirs) if score[keymap[d], j] < MIN_MOVE]
     info = {"method": "model", "weak": weak,
             "motion": [[round(float(v), 3) for v in m] for m in motion],
             "change": [round(float(c), 3) for c in change]}
