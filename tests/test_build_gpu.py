@@ -28,7 +28,8 @@ def test_gpu_build_dry_run_leaves_a_playable_world_and_its_eval_in_out(tmp_path)
     command = ["bash", str(ROOT / "worlds/build_coinrun_gpu.sh"), "train.batch_size=2", "train.num_workers=0"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert {"build.log", "eval.json", "tokenizer-metrics.csv", "world-metrics.csv"} <= {p.name for p in out.iterdir()}
+    assert {"build.log", "eval.json", "eval-1round.json", "tokenizer-metrics.csv", "world-metrics.csv"} <= {
+        p.name for p in out.iterdir()}
     parts = sorted(out.glob("world.tar.part-*"))
     assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
     joined = tmp_path / "world.tar"
@@ -41,6 +42,9 @@ def test_gpu_build_dry_run_leaves_a_playable_world_and_its_eval_in_out(tmp_path)
     assert len(list((tmp_path / "world" / "prompts").glob("*.png"))) == 8 and "keymap" in config
     assert world.reset(np.zeros((64, 64, 3), np.uint8), seed=0).shape == (1, 64, 64, 3)
     assert json.loads((out / "eval.json").read_text())["clips"] == 2
+    evals = [json.loads((out / name).read_text()) for name in ("eval.json", "eval-1round.json")]
+    assert [e["maskgit_steps"] for e in evals] == [config["sample"]["steps"], 1]
+    assert len(list(out.iterdir())) <= 8  # what a device call returns
 
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
