@@ -8,8 +8,9 @@
 # Rerunning resumes: finished steps are skipped, a killed training run continues from its last
 # checkpoint. Measured on 2-core CPUs (an AMD EPYC, then an Intel Xeon): recording ~30 min, tokenizer
 # ~40 min (1 thread), world 6,000 steps ~4.5 h (1 thread, ~2.5 s a step; it ran over three
-# sessions, resumed), the decoder 5,000 steps ~1.8 h (2 threads: 1.31 s a step at 5 blocks). The world it writes replaces worlds/coinrun (config.json, model.safetensors,
-# prompts/); the model card worlds/coinrun/README.md is kept.
+# sessions, resumed), the decoder 9,000 steps ~3.3 h (2 threads: 1.31 s a step at 5 blocks). The world
+# it writes replaces worlds/coinrun (config.json, model.safetensors, prompts/); the model card
+# worlds/coinrun/README.md is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${WORK:-build/coinrun}
@@ -39,10 +40,11 @@ train tokenizer "$WORK/runs/tok" "$WORK/data/coinrun-train" --config configs/sma
 train world "$WORK/runs/world" "$WORK/data/coinrun4-big" --config configs/long/world.yaml --tokenizer "$WORK/bundles/tok"
 # the tokenizer's decoder grown from 3 to 5 blocks and trained further on the world's footage, its
 # encoder and codebook frozen: the tokens (so the world trained on them) do not change, the frames
-# drawn from them get sharper (the shipped decoder got there in two legs, see the model card)
+# drawn from them get sharper (the shipped decoder got there in three legs, 9,000 steps in all, see
+# the model card)
 train tokenizer "$WORK/runs/decoder" "$WORK/data/coinrun4-big" --config configs/small/tokenizer.yaml \
     train.init="$WORK/bundles/tok" train.decoder_only=true model.decoder_depth=5 train.batch_size=16 \
-    train.max_steps=5000 train.lr=5e-4 train.warmup_steps=200 train.ckpt_every=400 train.val_every=400 train.val_batches=16
+    train.max_steps=9000 train.lr=5e-4 train.warmup_steps=200 train.ckpt_every=400 train.val_every=400 train.val_batches=16
 
 # ship: weights with the sampler measured best for this world (one greedy MaskGIT round: it held the
 # world together better than 2 or 3 rounds, see the model card; ~40 frames/s on 2 CPU cores), the key
