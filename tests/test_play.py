@@ -254,7 +254,7 @@ def test_motion_keymap_finds_the_moves(rollouts):
 
 def test_motion_keymap_calls_a_near_still_best_match_weak():
     """No latent moves up: up still plays its best match, one that barely moves (0.03 px/frame, as
-    in the CoinRun world shipped on 2026-12-05), and is reported weak; the others are not."""
+    the up latent of the CoinRun world shipped on 2026-12-05 did), and is reported weak; the others are not."""
     motion = np.array([[0.4, 0.0], [0.0, 0.0], [-2.4, 1.5], [-0.9, 1.2], [0.8, 0.0], [3.0, -2.3], [-0.9, -0.4], [0.0, -0.03]])
     change = np.array([0.4, 0.0, 1.4, 1.3, 0.3, 0.9, 0.5, 0.01])
     keymap, info = keymap_from_motion(motion, change)

@@ -109,8 +109,8 @@ ship world "$WORK/bundles/world"
 
 stamp "genie eval"
 genie eval "$WORK/bundles/world" --data "$WORK/data/heldout" --judge "$JUDGE" --clips "$EVAL_CLIPS" --json "$OUT/eval.json"
-# and with one greedy round, which the CPU-trained worlds measured best on all but the keys: the
-# bundle ships with whichever this better-trained world measures best (a second eval costs seconds)
+# and with one greedy round, which the CPU-trained worlds measured best on all but the keys, so one
+# device run shows which sampler this better-trained world should ship with (a second eval costs seconds)
 genie eval "$WORK/bundles/world" --data "$WORK/data/heldout" --judge "$JUDGE" --clips "$EVAL_CLIPS" --steps 1 \
     --json "$OUT/eval-1round.json"
 stamp "done"
