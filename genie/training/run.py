@@ -390,7 +390,8 @@ def with_tokenizer(world: str, tokenizer: dict, weights: dict, source: Path) -> 
         raise GenieError(f"{path}: not a world bundle (it holds: {', '.join(config.get('components', {}))})")
     theirs, their_weights = component(config, world_weights, "tokenizer", path)
     ours = from_dict(TokenizerConfig, tokenizer, "tokenizer")
-    differs = [d[0] for d in [config_differs("tokenizer", theirs, ours, path)] if d]
+    first = config_differs("tokenizer", theirs, ours, path)
+    differs = [first[0]] if first else []
     model = VideoTokenizer(ours)
     frozen = {id(p) for p in model.encoder_parameters()}
     names = [n for n, p in model.named_parameters() if id(p) in frozen]
