@@ -89,8 +89,11 @@ class Attention(nn.Module):
                 k_buf.index_copy_(2, slots, k.to(k_buf.dtype))
                 v_buf.index_copy_(2, slots, v.to(v_buf.dtype))
             k, v = k_buf.to(q.dtype), v_buf.to(q.dtype)
-            if q.shape[2] == 1:
-                out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            if q.shape[2] == 1:  # one query over a few keys: broadcast products and sums in fp32, [rows, H, slots, 1]
+                # (the fused kernel with a mask made a bf16 CPU step 5% slower: benchmarks/RESULTS.md)
+                scores = (q.float() * k.float()).sum(-1, keepdim=True) * q.shape[-1] ** -0.5
+                weights = scores.masked_fill(~mask[0, :, None], float("-inf")).softmax(-2)
+                out = (weights * v.float()).sum(-2, keepdim=True).to(q.dtype)
             else:  # a few queries over a few keys: plain math (the CPU's fused kernel took 7x longer here)
                 scores = ((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5).masked_fill(~mask, float("-inf"))
                 # softmax written out: torch's kernel is 5x slower over a last dim this short on a CPU
