@@ -87,6 +87,40 @@ def test_clean_history_keeps_the_frames_before_a_cut_whole_in_training_only():
     with pytest.raises(ValueError, match="clean_history must be from 0 to 1"):
         DynamicsConfig(clean_history=1.5)
 
+def test_own_context_shows_a_frame_the_model_drew_from_the_real_past_in_training_only():
+    torch.manual_seed(0)
+    dyn = Dynamics(DynamicsConfig(vocab_size=32, grid_h=4, grid_w=4, num_actions=4, dim=32, depth=1, heads=4,
+                                  own_context=1.0))
+    tokens, actions = torch.randint(0, 32, (64, 6, 4, 4)), torch.randint(0, 4, (64, 5))
+    flat = tokens.flatten(2)
+    inputs, mask = dyn.training_inputs(flat, torch.Generator().manual_seed(0))
+    seen = []
+    dyn.register_forward_pre_hook(lambda module, args: seen.append(args[0].flatten(2).clone()))
+    own, own_mask = dyn.own_frame(flat, inputs, mask, actions, torch.Generator().manual_seed(1))
+    query = seen[0]  # the extra forward: a real past, then masked from each clip's cut on
+    cut = (query == 32).any(-1).int().argmax(1)
+    assert set(cut.tolist()) == {1, 2, 3, 4} and all((query[i, :k] == flat[i, :k]).all() for i, k in enumerate(cut))
+    with torch.no_grad():
+        drawn = dyn(query.view(64, 6, 4, 4), actions).argmax(-1)
+    for i, k in enumerate(cut.tolist()):
+        assert torch.equal(own[i, :k], flat[i, :k]) and torch.equal(own[i, k], drawn[i, k])  # real past, its own frame k
+        assert not own_mask[i, : k + 1].any()  # no loss on the past or on the drawn frame
+        assert torch.equal(own[i, k + 1 :], inputs[i, k + 1 :]) and torch.equal(own_mask[i, k + 1 :], mask[i, k + 1 :])
+    assert (own != flat).any()  # an untrained model draws other codes than the real ones
+    seen.clear()
+    loss, _ = dyn.loss(tokens, actions)
+    loss.backward()  # the extra forward is outside the graph; the loss still trains the model
+    assert len(seen) == 2 and dyn.head.weight.grad is not None
+    seen.clear()
+    dyn.eval()
+    dyn.loss(tokens, actions)
+    assert len(seen) == 1  # validation: no extra forward
+    assert Dynamics(DynamicsConfig(vocab_size=32, grid_h=4, grid_w=4, num_actions=4, dim=32, depth=1,
+                                   heads=4)).config.own_context == 0  # off by default
+    with pytest.raises(ValueError, match="own_context must be from 0 to 1"):
+        DynamicsConfig(own_context=-0.1)
+
+
 def test_action_dropout_hides_a_share_of_the_actions_in_training_only():
     dyn = Dynamics(DynamicsConfig(vocab_size=32, grid_h=4, grid_w=4, num_actions=4, dim=32, depth=1, heads=4,
                                   action_dropout=0.25))

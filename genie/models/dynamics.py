@@ -12,7 +12,11 @@ past as in sampling (frames after k are masked as before). With context_noise > 
 visible tokens is replaced by random codes first (the loss still targets the clean tokens), and
 with action_dropout > 0 a share of the actions is replaced by the "no action" id, so the model
 also learns the frame that follows without knowing the action: the unconditional prediction that
-classifier-free guidance (SampleConfig.guidance) steers away from. All three apply in training
+classifier-free guidance (SampleConfig.guidance) steers away from. With own_context > 0 that share
+of the clips sees, at a random frame k, the frame the model draws itself: its greedy prediction of
+frame k from the real frames before it (one extra forward, without gradient), as every rollout step
+feeds the model a frame it drew; frames before k stay whole, frame k is context (no loss), and the
+frames after it are masked and scored against the real tokens as usual. All four apply in training
 mode only. Sampling (genie.nn.maskgit) predicts one new frame at a time from a KV cache of past
 frames, so a step costs one frame of compute.
 """
@@ -50,14 +54,19 @@ class DynamicsConfig:
     # training only: share of the actions a_t replaced by the "no action" id (classifier-free
     # guidance needs the unconditional prediction; 0: the world cannot be guided)
     action_dropout: float = 0.0
+    # training only: share of the clips whose frame at a random cut is the model's own greedy prediction
+    # of it (exposure bias, as context_noise, but with the errors the model makes itself; see above)
+    own_context: float = 0.0
 
     def __post_init__(self):
         for name in ("context_noise", "action_dropout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ValueError(f"dynamics.{name} must be from 0 up to (not including) 1, got {value!r}")
-        if not isinstance(self.clean_history, (int, float)) or not 0 <= self.clean_history <= 1:
-            raise ValueError(f"dynamics.clean_history must be from 0 to 1, got {self.clean_history!r}")
+        for name in ("clean_history", "own_context"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"dynamics.{name} must be from 0 to 1, got {value!r}")
 
     @property
     def mask_id(self) -> int:
@@ -102,6 +111,8 @@ class Dynamics(nn.Module):
         if self.training and self.config.action_dropout > 0:
             drop = torch.rand(actions.shape, generator=generator, device=actions.device) < self.config.action_dropout
             actions = torch.where(drop, torch.full_like(actions, self.config.no_action), actions)
+        if self.training and self.config.own_context > 0 and t > 2:
+            inputs, mask = self.own_frame(flat, inputs, mask, actions, generator)
         logits = self(rearrange(inputs, "b t (h w) -> b t h w", h=h), actions)  # through __call__: compile() applies
         target = torch.where(mask, flat, torch.full_like(flat, -100))
         loss = F.cross_entropy(rearrange(logits.float(), "b t n v -> (b t n) v"), target.flatten(), ignore_index=-100)
@@ -126,6 +137,23 @@ class Dynamics(nn.Module):
             codes = torch.randint(0, c.vocab_size, flat.shape, generator=generator, device=flat.device)
             inputs = torch.where(noisy, codes, inputs)
         return inputs, mask
+
+    def own_frame(self, flat: Tensor, inputs: Tensor, mask: Tensor, actions: Tensor,
+                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """training_inputs' (inputs, mask) [B,T,N] with an `own_context` share of the clips cut at a random
+        frame k in 1..T-2: frames before k real and whole, frame k the model's greedy prediction of it
+        from them (visible, no loss), frames after k as they were."""
+        c = self.config
+        b, t, n = flat.shape
+        frame = torch.arange(t, device=flat.device)[None]  # [1, T]
+        cut = torch.randint(1, t - 1, (b, 1), generator=generator, device=flat.device)
+        own = torch.rand((b, 1), generator=generator, device=flat.device) < c.own_context
+        query = torch.where((frame >= cut)[..., None], torch.full_like(flat, c.mask_id), flat)
+        with torch.no_grad():  # frame k's logits see only the real frames before it (causal in time)
+            drawn = self(rearrange(query, "b t (h w) -> b t h w", h=c.grid_h), actions).argmax(-1)
+        before, at = (own & (frame < cut))[..., None], (own & (frame == cut))[..., None]
+        inputs = torch.where(before, flat, torch.where(at, drawn, inputs))
+        return inputs, mask & ~(before | at)
 
     def step_logits(self, tokens: Tensor, actions_in: Tensor, cache: KVCache | None = None,
                     commit: bool | int = False, last: bool = False) -> Tensor:

@@ -114,8 +114,8 @@ def _is_rank_zero() -> bool:
 
 
 # Model keys that change only what training feeds the model, not its shape: a run may go on with new ones.
-RESUMABLE_KEYS = ("dynamics.context_noise", "dynamics.action_dropout", "dynamics.clean_history", "dynamics.mask_low",
-                  "dynamics.mask_high")
+RESUMABLE_KEYS = ("dynamics.context_noise", "dynamics.action_dropout", "dynamics.clean_history", "dynamics.own_context",
+                  "dynamics.mask_low", "dynamics.mask_high")
 
 
 def resolve_config(stage: str, config: str | None, overrides: list[str], out: Path, resume: bool,
