@@ -1,9 +1,10 @@
 """The shared building blocks: ST transformer causality and caching, the vector quantizer."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from genie.nn import STTransformer, VectorQuantizer
+from genie.nn import STTransformer, VectorQuantizer, st_transformer
 from genie.nn.st_transformer import TanhGELU, rotary, rotary_tables
 
 
@@ -31,7 +32,10 @@ def test_spatial_attention_mixes_patches_within_a_frame():
     assert (diff[0, 0, 1:] > 0).all()  # every other patch of frame 0 sees it
 
 
-def test_cached_frame_by_frame_equals_full_sequence():
+@pytest.mark.parametrize("one_query", ["broadcast", "kernel"])
+def test_cached_frame_by_frame_equals_full_sequence(one_query, monkeypatch):
+    if one_query == "kernel":  # the fused kernel, as for one-query calls too large for the broadcast form
+        monkeypatch.setattr(st_transformer, "SMALL_ONE_QUERY", 0)
     model = tiny_st()
     x = torch.randn(2, 7, 5, 32)
     full = model(x)

@@ -53,6 +53,13 @@ class TanhGELU(nn.Module):
         return u.mul_(0.044715 * self.SCALE).add_(self.SCALE).mul_(y).sigmoid_().mul_(y).to(x.dtype)
 
 
+# A cached one-query attention with at most this many key elements (rows * heads * slots * head dim: the
+# batch-1 decoder step's is 123K) runs as broadcast products and sums on a CPU, which made a bf16 step 4-7%
+# faster than the fused kernel with a mask; larger ones (bigger batches, longer windows) ran up to several
+# times slower that way and take the kernel (benchmarks/RESULTS.md, 2026-12-05).
+SMALL_ONE_QUERY = 1 << 17
+
+
 class Attention(nn.Module):
     """Multi-head self-attention over sequences x [B, L, D] (scaled_dot_product_attention).
 
@@ -89,11 +96,13 @@ class Attention(nn.Module):
                 k_buf.index_copy_(2, slots, k.to(k_buf.dtype))
                 v_buf.index_copy_(2, slots, v.to(v_buf.dtype))
             k, v = k_buf.to(q.dtype), v_buf.to(q.dtype)
-            if q.shape[2] == 1:  # one query over a few keys: broadcast products and sums in fp32, [rows, H, slots, 1]
-                # (the fused kernel with a mask made a bf16 CPU step 5% slower: benchmarks/RESULTS.md)
+            if q.shape[2] == 1 and q.device.type == "cpu" and k.numel() <= SMALL_ONE_QUERY:
+                # one query over a few keys on a CPU: broadcast products and sums in fp32, [rows, H, slots, 1]
                 scores = (q.float() * k.float()).sum(-1, keepdim=True) * q.shape[-1] ** -0.5
                 weights = scores.masked_fill(~mask[0, :, None], float("-inf")).softmax(-2)
                 out = (weights * v.float()).sum(-2, keepdim=True).to(q.dtype)
+            elif q.shape[2] == 1:
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             else:  # a few queries over a few keys: plain math (the CPU's fused kernel took 7x longer here)
                 scores = ((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5).masked_fill(~mask, float("-inf"))
                 # softmax written out: torch's kernel is 5x slower over a last dim this short on a CPU
