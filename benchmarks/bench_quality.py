@@ -5,7 +5,8 @@ python benchmarks/bench_quality.py worlds/coinrun --data data/coinrun-heldout --
 
 Runs genie.eval.evaluate.evaluate (the same code and defaults as `genie eval`) and reports tokenizer
 PSNR/SSIM, and for a world bundle what a player sees: the gain over holding the prompt still
-(t = 1..16 and its minimum), detail kept at t = 8/16/30, key following read by the judge beside
+(t = 1..16 and its minimum), detail kept at t = 8/16/30, whether the view moves when the real
+one does, key following read by the judge beside
 the real game's, the probes beside the judge and the majority baseline, delta-t PSNR at t = 4
 and LAM usage. --json also keeps the whole result.
 """
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import report  # noqa: E402
 
-from genie.eval.evaluate import evaluate  # noqa: E402
+from genie.eval.evaluate import evaluate, format_motion  # noqa: E402
 from genie.eval.evaluate import format_shares as shares  # noqa: E402
 
 
@@ -40,6 +41,10 @@ def quality_rows(r: dict, what: str) -> list[tuple[str, str]]:
          " ".join(f"{g:+.1f}" for g in hs["gain"]) + f" (min {hs['min_gain']:+.2f} dB)"),
         (f"detail kept (generated / real) at t = {', '.join(r['detail'])}, {what}",
          " / ".join(f"{v:.2f}" for v in r["detail"].values())),
+    ]
+    if "motion" in r:
+        rows.append((f"view motion, t = 1..{len(hs['gain'])} (real / generated), {what}", format_motion(r["motion"])))
+    rows += [
         (f"delta-t PSNR @ t=4 ({r['maskgit_steps']} MaskGIT steps, temperature {r['temperature']}), {what}",
          f"{r['delta_psnr_at_4']:+.2f} dB" if r["delta_psnr_at_4"] is not None else "n/a"),
         (f"LAM usage / perplexity, {what}", f"{r['lam']['usage']:.0%} / {r['lam']['perplexity']:.2f}"),

@@ -79,6 +79,8 @@ def summary(r: dict) -> str:
     """One RESULTS.md value: every figure a player would care about, in one line."""
     parts = [f"hold-still gain min {r['hold_still']['min_gain']:+.2f} dB",
              "detail " + "/".join(f"{v:.2f}" for v in r["detail"].values()) + f" @ t={','.join(r['detail'])}"]
+    if r.get("motion", {}).get("followed") is not None:
+        parts.append(f"moves followed {r['motion']['followed']:.0%}")
     k = r.get("key_following", {})
     if "probe" in k:
         parts.append(f"keys L/R/none {shares(k['probe']['share'])}"

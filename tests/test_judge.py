@@ -1,5 +1,5 @@
 """The judge (a supervised inverse-dynamics model) and the player's measurements of `genie eval`:
-the hold-still gain, detail kept, and key following read by the judge."""
+the hold-still gain, detail kept, view motion, and key following read by the judge."""
 
 import json
 
@@ -12,6 +12,7 @@ from data_pipeline.shards import read_episodes
 from genie.cli import main
 from genie.eval.action_map import direction_latents
 from genie.eval.evaluate import rollout_metrics
+from genie.eval.metrics import view_shift
 from genie.eval.judge import Judge
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -127,6 +128,46 @@ def test_a_world_that_returns_the_real_future_beats_holding_still_and_keeps_deta
     r = rollout_metrics(ReplayWorld(clips[:, 1:]), clips, 1, 30, seed=0, batch_size=8)
     assert r["hold_still"]["min_gain"] > 0 and len(r["hold_still"]["gain"]) == 16
     assert all(abs(v - 1) < 1e-6 for v in r["detail"].values()) and list(r["detail"]) == ["8", "16", "30"]
+
+
+def test_view_shift_reads_how_far_the_content_moved_and_nothing_where_no_shift_explains_it():
+    rng = np.random.default_rng(0)
+    scene = cv2_blur(rng.integers(0, 256, (96, 96, 3)).astype(np.float32))
+    frames = np.stack([scene[16:80, 16:80], scene[18:82, 13:77], rng.integers(0, 256, (64, 64, 3))]).astype(np.uint8)
+    shift = view_shift(frames[None])  # content 3 px right and 2 px up, then a frame of noise
+    assert shift.shape == (1, 2, 2)
+    np.testing.assert_allclose(shift[0, 0], [3, -2], atol=0.3)
+    np.testing.assert_array_equal(shift[0, 1], [0, 0])
+
+
+def cv2_blur(x: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(x, (0, 0), 2) * 4 - 384  # smooth blobs with edges, like a level's tiles
+
+
+def panning_clips(step: int = 3, n: int = 4, length: int = 31) -> np.ndarray:
+    """uint8 [n, length, 64, 64, 3]: a camera over a scene of blobs, panning `step` px a frame for
+    8 frames, then still for 8, and so on."""
+    rng = np.random.default_rng(1)
+    clips = []
+    for _ in range(n):
+        scene = cv2_blur(rng.integers(0, 256, (64, 64 + 3 * length, 3)).astype(np.float32)).astype(np.uint8)
+        x = np.cumsum([0] + [step * ((t // 8) % 2 == 0) for t in range(length - 1)]) + (3 * length if step < 0 else 0)
+        clips.append([scene[:, s : s + 64] for s in x])
+    return np.asarray(clips)
+
+
+def test_a_world_that_follows_the_real_view_follows_its_moves_and_one_that_holds_still_follows_none():
+    clips = panning_clips()
+    real = rollout_metrics(ReplayWorld(clips[:, 1:]), clips, 1, 30, seed=0, batch_size=8)["motion"]
+    assert real["moves"] == 4 * 8 and real["still"] == 4 * 8  # t = 1..16: 8 frames panning, 8 still
+    assert real["followed"] == 1 and real["still_kept"] == 1 and real["generated_px"] == real["real_px"] > 1
+    held = np.ascontiguousarray(np.broadcast_to(clips[:, :1], clips[:, 1:].shape))
+    frozen = rollout_metrics(ReplayWorld(held), clips, 1, 30, seed=0, batch_size=8)["motion"]
+    assert frozen["followed"] == 0 and frozen["still_kept"] == 1 and frozen["generated_px"] < 0.01
+    wrong_way = rollout_metrics(ReplayWorld(panning_clips(step=-3)[:, 1:]), clips, 1, 30, seed=0, batch_size=8)
+    assert wrong_way["motion"]["followed"] == 0 and wrong_way["motion"]["generated_px"] > 1
 
 
 def test_a_world_that_melts_into_flat_frames_loses_detail_and_the_hold_still_gain(synthetic):

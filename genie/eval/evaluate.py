@@ -10,6 +10,12 @@ For N clips of `prompt + horizon` frames (horizon 30 by default) from DATA (pass
   detail         mean spatial gradient (genie.eval.metrics.detail) of generated frames over that of the
                  real frames at t = 8, 16, 30: a world that melts into flat patches falls towards 0,
                  one that fills frames with noise rises above 1
+  motion         does the view move when the real one does? The view's shift from frame to frame
+                 (genie.eval.metrics.view_shift, phase correlation) of the generated and the real frames,
+                 t = 1..16: mean px/frame of each, and the share of real moves (>= 1 px) that the
+                 world follows (moves >= half as far, within 45 degrees) and of real still frames it
+                 keeps still (< 1 px). A world that only holds its prompt follows none: it can win
+                 the hold-still gain and the detail kept, never this
   delta_psnr     Genie's controllability metric: PSNR(real, generated with inferred actions)
                  - PSNR(real, generated with random actions), per t up to 8; reported at t = 4. It rewards
                  a world whose no-op keeps the frame while other actions destroy it, so it is read
@@ -46,11 +52,13 @@ import torch
 
 from genie.errors import GenieError
 from genie.eval.action_map import direction_latents, fit_half, lookup_probe
-from genie.eval.metrics import detail, psnr, ssim
+from genie.eval.metrics import detail, psnr, ssim, view_shift
 
 HOLD_STILL_T = 16  # the hold-still gain is reported for t = 1..16
 DETAIL_T = (8, 16, 30)  # detail kept is reported at these t
 KEY_STEPS = 8  # key following: steps each direction's latent is held
+MOVE_PX = 1.0  # motion: a frame-to-frame shift of the view this long (px) is a move, shorter is still
+FOLLOW_COS = float(np.cos(np.radians(45)))  # motion: a generated move within 45 degrees of the real one follows it
 DELTA_T = 8  # delta-t PSNR's random-action rollouts stop here (it is read at t = 4)
 DIRECTIONS = {"left": -1, "right": 1, "none": 0}
 KEYMAP_KEYS = {"left": "left", "right": "right", "none": "noop"}  # direction -> the player's key
@@ -215,7 +223,7 @@ def rollout_metrics(world, frames: np.ndarray, prompt_frames: int, horizon: int,
     uint8 [N, prompt_frames + horizon, H, W, 3]."""
     n = len(frames)
     rng = np.random.default_rng(seed)
-    keys = ("tok_psnr", "tok_ssim", "inferred", "random", "hold", "detail_gen", "detail_real")
+    keys = ("tok_psnr", "tok_ssim", "inferred", "random", "hold", "detail_gen", "detail_real", "shift_gen", "shift_real")
     parts, latent = {k: [] for k in keys}, []
     for s in range(0, n, batch_size):
         clip = frames[s : s + batch_size]
@@ -237,7 +245,10 @@ def rollout_metrics(world, frames: np.ndarray, prompt_frames: int, horizon: int,
                 parts["hold"].append(psnr(start[:, None], future).clamp(max=100))
                 parts["detail_gen"].append(detail(gen))
                 parts["detail_real"].append(detail(future))
-    curve = {k: torch.cat(v).mean(0) for k, v in parts.items() if k not in ("tok_psnr", "tok_ssim")}
+                t = min(horizon, HOLD_STILL_T)  # the view's shift into frames 1..t, generated and real
+                parts["shift_gen"].append(view_shift(torch.cat((start[:, None], gen[:, :t]), 1).numpy()))
+                parts["shift_real"].append(view_shift(clip[:, prompt_frames - 1 : prompt_frames + t]))
+    curve = {k: torch.cat(v).mean(0) for k, v in parts.items() if k not in ("tok_psnr", "tok_ssim", "shift_gen", "shift_real")}
     # the baseline of PSNR papers: the last real prompt frame held still
     last = torch.from_numpy(frames[:, prompt_frames - 1 : prompt_frames])
     copy_curve = psnr(last, torch.from_numpy(frames[:, prompt_frames:])).clamp(max=100).mean(0).tolist()
@@ -256,6 +267,7 @@ def rollout_metrics(world, frames: np.ndarray, prompt_frames: int, horizon: int,
         "detail": {str(t): float(curve["detail_gen"][t - 1] / curve["detail_real"][t - 1].clamp(min=1e-6))
                    for t in DETAIL_T if t <= horizon},
         "detail_real": {str(t): float(curve["detail_real"][t - 1]) for t in DETAIL_T if t <= horizon},
+        "motion": motion_metrics(np.concatenate(parts["shift_gen"]), np.concatenate(parts["shift_real"])),
         "delta_psnr": delta,
         "delta_psnr_at_4": delta[3] if horizon >= 4 else None,
         "lam": {"usage": float((hist > 0).mean()), "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
@@ -342,6 +354,30 @@ def key_following(world, judge, data: str, clip_shards: list[Path], hold_shards:
     return out
 
 
+def motion_metrics(generated: np.ndarray, real: np.ndarray) -> dict:
+    """The view's shifts (dx, dy) px, generated and real, float [..., 2] of the same transitions -> the
+    mean px/frame of each, and the share of real moves the generated view follows and of real still
+    transitions it keeps still (None where there were none)."""
+    g, r = generated.reshape(-1, 2), real.reshape(-1, 2)
+    g_len, r_len = np.linalg.norm(g, axis=-1), np.linalg.norm(r, axis=-1)
+    moves = r_len >= MOVE_PX
+    cos = (g * r).sum(-1) / np.maximum(g_len * r_len, 1e-6)
+    followed = (cos >= FOLLOW_COS) & (g_len >= r_len / 2)
+    return {"real_px": float(r_len.mean()), "generated_px": float(g_len.mean()),
+            "moves": int(moves.sum()), "still": int((~moves).sum()),
+            "followed": float(followed[moves].mean()) if moves.any() else None,
+            "still_kept": float((g_len[~moves] < MOVE_PX).mean()) if (~moves).any() else None}
+
+
+def format_motion(m: dict) -> str:
+    """motion_metrics' dict -> "1.92 / 0.04 px a frame; real moves followed 0% of 312, still ..." """
+    def share(v):
+        return "-" if v is None else f"{v:.0%}"
+
+    return (f"{m['real_px']:.2f} / {m['generated_px']:.2f} px a frame; real moves followed {share(m['followed'])} "
+            f"of {m['moves']}, still frames kept still {share(m['still_kept'])} of {m['still']}")
+
+
 def format_shares(s: dict) -> str:
     """{"left": 0.5, "right": ..., "none": ...} -> "50% / ... / ..." in DIRECTIONS order."""
     return " / ".join(f"{s[d]:.0%}" for d in DIRECTIONS)
@@ -367,6 +403,8 @@ def format_table(r: dict) -> str:
     if r["detail"]:
         rows.append(("detail kept (generated / real), t = " + ", ".join(r["detail"]),
                      " / ".join(f"{v:.2f}" for v in r["detail"].values())))
+    if "motion" in r:
+        rows.append((f"view motion, t = 1..{t16} (real / generated)", format_motion(r["motion"])))
     if r["delta_psnr_at_4"] is not None:
         rows.append(("delta-t PSNR @ t=4", f"{r['delta_psnr_at_4']:+.2f} dB (inferred vs random actions: a world "
                      "that melts under all but one action wins it; read it beside the three rows above)"))

@@ -1,7 +1,9 @@
-"""Image-quality metrics on uint8 frames: PSNR, SSIM and detail (spatial gradient), per frame, batched."""
+"""Image-quality metrics on uint8 frames: PSNR, SSIM and detail (spatial gradient), per frame, batched;
+and the view's shift from frame to frame (phase correlation)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -55,3 +57,29 @@ def detail(frames: Tensor) -> Tensor:
     dx = (luma[..., :, 1:] - luma[..., :, :-1]).abs().mean(dim=(-2, -1))
     dy = (luma[..., 1:, :] - luma[..., :-1, :]).abs().mean(dim=(-2, -1))
     return (dx + dy) / 2
+
+
+MIN_RESPONSE = 0.1  # phase-correlation peaks below this are noise, not a shift of the scene
+
+
+def view_shift(frames: np.ndarray, min_response: float = MIN_RESPONSE) -> np.ndarray:
+    """The global shift of each frame's content from the frame before: frames [..., T, H, W, C]
+    (uint8 or float) -> float32 [..., T-1, 2] as (dx, dy) in px, x right, y down (content that
+    moved 3 px right reads dx = +3; a view that follows a player moving right shows dx < 0).
+
+    By phase correlation (cv2.phaseCorrelate, Hanning-windowed, sub-pixel) of the frames' channel
+    mean; (0, 0) where the correlation peak's response is below `min_response` (no one shift
+    explains the change, e.g. a cut, or a frame that melted)."""
+    import cv2
+
+    gray = np.asarray(frames, np.float32).mean(-1)  # [..., T, H, W]
+    *lead, t, h, w = gray.shape
+    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    flat = gray.reshape(-1, t, h, w)
+    shift = np.zeros((len(flat), max(t - 1, 0), 2), np.float32)
+    for i, j in np.ndindex(len(flat), max(t - 1, 0)):
+        # copies: OpenCV 5's phaseCorrelate multiplies its first input by the window in place
+        (dx, dy), response = cv2.phaseCorrelate(flat[i, j].copy(), flat[i, j + 1].copy(), window)
+        if response >= min_response:
+            shift[i, j] = dx, dy
+    return shift.reshape(*lead, max(t - 1, 0), 2)

@@ -13,8 +13,8 @@ labels  (`genie keymap BUNDLE --data LABELED`): footage with true actions (a sha
 model   (no labels; also what the player does at start when the bundle has no map): every latent
         action is held for `steps` frames from a few prompts, the same prompt and seed for all
         actions, and each action's motion (dx, dy) in px/frame (x right, y down) is the sum of
-          camera:  minus the global shift between consecutive frames (cv2.phaseCorrelate, counted
-                   when its peak response is >= MIN_RESPONSE), beyond the median over actions;
+          camera:  minus the global shift between consecutive frames (genie.eval.metrics.view_shift:
+                   phase correlation), beyond the median over actions;
                    a world whose view follows the player (CoinRun) shows a move right as the
                    scene moving left;
           object:  the centroid of what changed since the prompt, on frames aligned by the
@@ -52,7 +52,6 @@ KEYS = ("left", "right", "up", "down", "jump", "noop")
 DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}  # (dx, dy)
 LABEL_NAMES = {"left": ("left",), "right": ("right",), "up": ("up",), "down": ("down",),
                "jump": ("jump", "up"), "noop": ("noop", "no-op", "none")}
-MIN_RESPONSE = 0.1  # phase-correlation peaks below this are noise, not a shift of the scene
 MIN_MASS = 4 * 255.0  # change (gray levels x pixels) below this, e.g. 2x2 pixels turned over, is no object
 MIN_MOVE = 0.25  # px/frame: a key whose action moves less that way (a pixel in 4 frames) is weak
 
@@ -62,19 +61,11 @@ def measure_motion(rollouts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """rollouts uint8 [P, A, K+1, H, W, 3]: from each of P starts (frame 0, the same for every
     action), latent action a held for K >= 1 steps. Returns (motion float [A, 2] px/frame as
     (dx, dy), x right, y down; change float [A] mean |frame t - frame t-1| per pixel)."""
-    import cv2
+    from genie.eval.metrics import view_shift
 
     gray = rollouts.astype(np.float32).mean(-1)  # [P, A, K+1, H, W]
     p, a, k1, h, w = gray.shape
-    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
-    shift = np.zeros((p, a, k1, 2), np.float32)  # content shift of frame t from frame t-1
-    for i in np.ndindex(p, a):
-        for t in range(1, k1):
-            # copies: OpenCV 5's phaseCorrelate multiplies its first input by the window in place
-            (dx, dy), response = cv2.phaseCorrelate(gray[i][t - 1].copy(), gray[i][t].copy(), window)
-            if response >= MIN_RESPONSE:
-                shift[i][t] = dx, dy
-    shift = np.cumsum(shift, axis=2)[:, :, 1:]  # [P, A, K, 2] total shift of frame t from frame 0
+    shift = np.cumsum(view_shift(rollouts), axis=2)  # [P, A, K, 2] total shift of frame t from frame 0
     common = np.median(shift, axis=1, keepdims=True)  # [P, 1, K, 2] what every action shifts (a scroll)
     steps = np.arange(1, k1, dtype=np.float32)[:, None]  # [K, 1]
     camera = -(shift - common) / steps  # [P, A, K, 2]
