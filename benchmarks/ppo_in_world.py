@@ -26,7 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -38,14 +37,14 @@ from common import report  # noqa: E402
 
 from envs.sb3 import SB3VecEnv  # noqa: E402  (imports stable-baselines3 without gym's notice)
 from genie.errors import GenieError  # noqa: E402
+from genie.eval.metrics import view_shift  # noqa: E402
 from genie.world import World  # noqa: E402
 
 
 def progress_reward(prev: np.ndarray, action: int, obs: np.ndarray) -> float:
-    """Pixels the scene scrolled left from prev to obs (uint8 [H,W,3]): > 0 when the agent moves right."""
-    a, b = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32) for x in (prev, obs))
-    (dx, _), _ = cv2.phaseCorrelate(a, b)
-    return float(np.clip(-dx, -4.0, 4.0))
+    """Pixels the scene scrolled left from prev to obs (uint8 [H,W,3]; genie eval's view shift): > 0 when
+    the agent moves right, 0 where no one shift explains the change (a frame that melted)."""
+    return float(np.clip(-view_shift(np.stack([prev, obs]))[0, 0], -4.0, 4.0))
 
 
 def coinrun_names(env) -> list[str]:

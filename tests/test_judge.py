@@ -3,6 +3,7 @@ the hold-still gain, detail kept, view motion, and key following read by the jud
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -12,8 +13,8 @@ from data_pipeline.shards import read_episodes
 from genie.cli import main
 from genie.eval.action_map import direction_latents
 from genie.eval.evaluate import rollout_metrics
-from genie.eval.metrics import view_shift
 from genie.eval.judge import Judge
+from genie.eval.metrics import view_shift
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -132,18 +133,18 @@ def test_a_world_that_returns_the_real_future_beats_holding_still_and_keeps_deta
 
 def test_view_shift_reads_how_far_the_content_moved_and_nothing_where_no_shift_explains_it():
     rng = np.random.default_rng(0)
-    scene = cv2_blur(rng.integers(0, 256, (96, 96, 3)).astype(np.float32))
-    frames = np.stack([scene[16:80, 16:80], scene[18:82, 13:77], rng.integers(0, 256, (64, 64, 3))]).astype(np.uint8)
+    scene = blobs(rng, 96, 96)
+    frames = np.stack([scene[16:80, 16:80], scene[18:82, 13:77], rng.integers(0, 256, (64, 64, 3), np.uint8)])
     shift = view_shift(frames[None])  # content 3 px right and 2 px up, then a frame of noise
     assert shift.shape == (1, 2, 2)
     np.testing.assert_allclose(shift[0, 0], [3, -2], atol=0.3)
     np.testing.assert_array_equal(shift[0, 1], [0, 0])
 
 
-def cv2_blur(x: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.GaussianBlur(x, (0, 0), 2) * 4 - 384  # smooth blobs with edges, like a level's tiles
+def blobs(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """uint8 [h, w, 3]: smooth blobs with edges, like a level's tiles."""
+    noise = rng.integers(0, 256, (h, w, 3)).astype(np.float32)
+    return np.clip(cv2.GaussianBlur(noise, (0, 0), 2) * 4 - 384, 0, 255).astype(np.uint8)
 
 
 def panning_clips(step: int = 3, n: int = 4, length: int = 31) -> np.ndarray:
@@ -152,7 +153,7 @@ def panning_clips(step: int = 3, n: int = 4, length: int = 31) -> np.ndarray:
     rng = np.random.default_rng(1)
     clips = []
     for _ in range(n):
-        scene = cv2_blur(rng.integers(0, 256, (64, 64 + 3 * length, 3)).astype(np.float32)).astype(np.uint8)
+        scene = blobs(rng, 64, 64 + 3 * length)
         x = np.cumsum([0] + [step * ((t // 8) % 2 == 0) for t in range(length - 1)]) + (3 * length if step < 0 else 0)
         clips.append([scene[:, s : s + 64] for s in x])
     return np.asarray(clips)
