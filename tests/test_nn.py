@@ -5,12 +5,12 @@ import torch
 import torch.nn.functional as F
 
 from genie.nn import STTransformer, VectorQuantizer, st_transformer
-from genie.nn.st_transformer import TanhGELU, rotary, rotary_tables
+from genie.nn.st_transformer import TanhGELU, rotary, rotary_tables, spatial_rotary_tables
 
 
-def tiny_st(causal=True):
+def tiny_st(causal=True, spatial_grid=None):
     torch.manual_seed(0)
-    return STTransformer(dim=32, depth=2, heads=4, causal=causal).eval()
+    return STTransformer(dim=32, depth=2, heads=4, causal=causal, spatial_grid=spatial_grid).eval()
 
 
 def test_changing_a_later_frame_changes_no_earlier_output():
@@ -32,11 +32,12 @@ def test_spatial_attention_mixes_patches_within_a_frame():
     assert (diff[0, 0, 1:] > 0).all()  # every other patch of frame 0 sees it
 
 
+@pytest.mark.parametrize("spatial_grid", [None, (1, 5)])
 @pytest.mark.parametrize("one_query", ["broadcast", "kernel"])
-def test_cached_frame_by_frame_equals_full_sequence(one_query, monkeypatch):
+def test_cached_frame_by_frame_equals_full_sequence(one_query, spatial_grid, monkeypatch):
     if one_query == "kernel":  # the fused kernel, as for one-query calls too large for the broadcast form
         monkeypatch.setattr(st_transformer, "SMALL_ONE_QUERY", 0)
-    model = tiny_st()
+    model = tiny_st(spatial_grid=spatial_grid)
     x = torch.randn(2, 7, 5, 32)
     full = model(x)
     cache = model.new_cache(window=16)
@@ -158,6 +159,24 @@ def test_inference_gelu_is_the_trained_tanh_gelu_and_training_keeps_its_gradient
     z = x.clone().requires_grad_()
     F.gelu(z, approximate="tanh").sum().backward()
     assert torch.equal(y.grad, z.grad)
+
+
+def test_spatial_rotary_scores_depend_only_on_how_far_apart_two_patches_are():
+    h, w, d = 4, 5, 8
+    tables = spatial_rotary_tables(h, w, d)  # [h*w, d/2], row-major patches
+    q, k = torch.randn(d), torch.randn(d)
+
+    def score(a, b):  # a, b: (row, col)
+        return rotary(q, tables[a[0] * w + a[1]]) @ rotary(k, tables[b[0] * w + b[1]])
+
+    torch.testing.assert_close(score((0, 1), (2, 0)), score((1, 3), (3, 2)))  # same offset, moved (1, 2)
+    torch.testing.assert_close(score((1, 1), (1, 2)), score((3, 3), (3, 4)))  # "one patch to the right"
+    assert not torch.allclose(score((1, 1), (1, 2)), score((1, 2), (1, 1)))  # right is not left
+    assert not torch.allclose(score((1, 1), (1, 2)), score((1, 1), (2, 1)))  # nor down
+    x = torch.randn(1, 2, 20, 32)
+    assert not torch.allclose(tiny_st()(x), tiny_st(spatial_grid=(h, w))(x))  # same weights, the rotations change it
+    with pytest.raises(ValueError, match="divisible by 4"):
+        STTransformer(dim=24, depth=1, heads=4, spatial_grid=(2, 2))
 
 
 def test_rotary_turns_each_channel_pair_by_its_angle():

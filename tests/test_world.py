@@ -197,11 +197,12 @@ def test_lam_action_depends_on_the_frames_of_its_transition_only():
     torch.testing.assert_close(a.quantized[:, :2], b.quantized[:, :2])
 
 
-def cached_and_full_logits(device: str) -> tuple[Tensor, Tensor]:
+def cached_and_full_logits(device: str, spatial_rope: bool = False) -> tuple[Tensor, Tensor]:
     """Dynamics logits of a 6-frame clip stepped through the KV cache frame by frame, and computed
     over the whole clip at once (float32 copies)."""
     torch.manual_seed(0)
-    dyn = Dynamics(DynamicsConfig(vocab_size=32, grid_h=4, grid_w=4, num_actions=4, dim=32, depth=2, heads=4))
+    dyn = Dynamics(DynamicsConfig(vocab_size=32, grid_h=4, grid_w=4, num_actions=4, dim=32, depth=2, heads=4,
+                                  spatial_rope=spatial_rope))
     dyn = dyn.eval().to(device)
     tokens = torch.randint(0, 32, (2, 6, 16), device=device)
     actions_in = torch.cat((torch.full((2, 1), 4), torch.randint(0, 4, (2, 5))), dim=1).to(device)
@@ -217,9 +218,10 @@ def cached_and_full_logits(device: str) -> tuple[Tensor, Tensor]:
     return torch.cat(parts, dim=1).float(), full.float()
 
 
+@pytest.mark.parametrize("spatial_rope", [False, True])
 @pytest.mark.parametrize("device", DEVICES)
-def test_cached_step_gives_the_same_logits_as_recomputing(device):
-    cached, full = cached_and_full_logits(device)
+def test_cached_step_gives_the_same_logits_as_recomputing(device, spatial_rope):
+    cached, full = cached_and_full_logits(device, spatial_rope)
     torch.testing.assert_close(cached, full, atol=1e-5, rtol=1e-5)
 
 

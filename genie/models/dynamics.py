@@ -57,6 +57,9 @@ class DynamicsConfig:
     # training only: share of the clips whose frame at a random cut is the model's own greedy prediction
     # of it (exposure bias, as context_noise, but with the errors the model makes itself; see above)
     own_context: float = 0.0
+    # spatial attention rotary over each token's column and row (genie.nn.st_transformer): its scores
+    # depend on how far apart two tokens are, so shifting the frame by a token is one pattern for all
+    spatial_rope: bool = False
 
     def __post_init__(self):
         for name in ("context_noise", "action_dropout"):
@@ -86,7 +89,8 @@ class Dynamics(nn.Module):
         self.token_embed = nn.Embedding(c.vocab_size + 1, c.dim)  # + MASK
         self.pos = nn.Parameter(torch.randn(c.grid_h * c.grid_w, c.dim) * 0.02)
         self.action_embed = nn.Embedding(c.num_actions + 1, c.dim)  # + "no action" for frame 0
-        self.transformer = STTransformer(c.dim, c.depth, c.heads, c.mlp_ratio, causal=True)
+        self.transformer = STTransformer(c.dim, c.depth, c.heads, c.mlp_ratio, causal=True,
+                                         spatial_grid=(c.grid_h, c.grid_w) if c.spatial_rope else None)
         self.head = nn.Linear(c.dim, c.vocab_size)
         nn.init.normal_(self.token_embed.weight, std=0.02)
         nn.init.normal_(self.action_embed.weight, std=0.02)

@@ -3,7 +3,11 @@
 A block attends within a frame (spatial: all patches of one time step), then across time
 (temporal: one patch position over frames, causal), then applies a feed-forward layer. Memory
 grows linearly with the number of frames. Temporal attention uses rotary position embeddings
-over absolute frame indices, so a sliding KV cache keeps relative distances exact.
+over absolute frame indices, so a sliding KV cache keeps relative distances exact. With a
+`spatial_grid` (h, w), spatial attention is rotary too, over each patch's column (half of each
+head's channel pairs) and row (the other half): its scores then depend on how far apart two
+patches are, not where they are, so "look one patch to the right" is one pattern for every patch
+(a view that scrolls moves every patch's content by the same offset).
 
 Shapes: x is [B, T, N, D] (batch, frames, patches per frame, width) throughout.
 """
@@ -26,6 +30,20 @@ def rotary_tables(positions: Tensor, d: int, base: float = 10_000.0) -> Tensor:
     inv_freq = base ** (-torch.arange(0, d, 2, device=positions.device, dtype=torch.float32) / d)
     angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]  # [L, d/2]
     return torch.polar(torch.ones_like(angles), angles)
+
+
+SPATIAL_BASE = 100.0  # a frame is tens of patches across: base 10,000 would leave most channel pairs unturned
+
+
+def spatial_rotary_tables(h: int, w: int, d: int, device=None) -> Tensor:
+    """The rotations of rotary() for the patches of an h x w grid (row-major, as patchify lays them
+    out): complex64 [h*w, d/2]; the first d/4 channel pairs turn with the patch's column, the
+    other d/4 with its row. d must be a multiple of 4."""
+    if d % 4:
+        raise ValueError(f"spatial rotary embeddings need a head dim divisible by 4, got {d}")
+    rows, cols = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    return torch.cat((rotary_tables(cols.flatten(), d // 2, SPATIAL_BASE),
+                      rotary_tables(rows.flatten(), d // 2, SPATIAL_BASE)), dim=-1)
 
 
 def rotary(x: Tensor, tables: Tensor) -> Tensor:
@@ -173,12 +191,13 @@ class KVCache:
 
 
 class STBlock(nn.Module):
-    """Spatial attention within each frame, causal temporal attention across frames, MLP."""
+    """Spatial attention within each frame (rotary over patch positions with `spatial_rope`), causal
+    temporal attention across frames, MLP."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, causal: bool = True):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, causal: bool = True, spatial_rope: bool = False):
         super().__init__()
         self.causal = causal
-        self.norm_s, self.spatial = nn.LayerNorm(dim), Attention(dim, heads)
+        self.norm_s, self.spatial = nn.LayerNorm(dim), Attention(dim, heads, rope=spatial_rope)
         self.norm_t, self.temporal = nn.LayerNorm(dim), Attention(dim, heads, rope=True)
         hidden = int(dim * mlp_ratio)
         self.norm_m = nn.LayerNorm(dim)
@@ -193,12 +212,13 @@ class STBlock(nn.Module):
                 nn.init.zeros_(layer.bias)
 
     def forward(self, x: Tensor, tables: Tensor, cache: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
-                keep: int = 0) -> Tensor:
-        """x [B, T, N, D], tables: rotary_tables of the frames' absolute indices, cache: see Attention -> x; with keep > 0
+                keep: int = 0, spatial_tables: Tensor | None = None) -> Tensor:
+        """x [B, T, N, D], tables: rotary_tables of the frames' absolute indices, cache: see Attention,
+        spatial_tables: spatial_rotary_tables of the patches (with spatial_rope) -> x; with keep > 0
         only the last `keep` frames go on through the MLP and out ([B, keep, N, D])."""
         b, t, n, _ = x.shape
         h = rearrange(self.norm_s(x), "b t n d -> (b t) n d")
-        x = x + rearrange(self.spatial(h, causal=False), "(b t) n d -> b t n d", b=b)
+        x = x + rearrange(self.spatial(h, causal=False, tables=spatial_tables), "(b t) n d -> b t n d", b=b)
         h = rearrange(self.norm_t(x), "b t n d -> (b n) t d")
         h = self.temporal(h, causal=self.causal, tables=tables, cache=cache)
         x = x + rearrange(h, "(b n) t d -> b t n d", n=n)
@@ -213,13 +233,20 @@ class STTransformer(nn.Module):
     cache.pos, cache.pos+1, ...); with `update_cache=True` their keys/values are appended and
     cache.pos advances. Without a cache, positions start at 0 and nothing is stored. A cached
     call gives the same output as an uncached call over the whole sequence (tested).
+    `spatial_grid` (h, w) with h * w = N: rotary spatial attention over that grid (module docstring).
     """
 
-    def __init__(self, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0, causal: bool = True):
+    def __init__(self, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0, causal: bool = True,
+                 spatial_grid: tuple[int, int] | None = None):
         super().__init__()
         self.depth, self.head_dim = depth, dim // heads
+        self.spatial_grid = tuple(spatial_grid) if spatial_grid else None
+        if self.spatial_grid:
+            spatial_rotary_tables(*self.spatial_grid, self.head_dim)  # fails early on a head dim it cannot split
         self._compiled = None  # compile_cached()
-        self.blocks = nn.ModuleList(STBlock(dim, heads, mlp_ratio, causal) for _ in range(depth))
+        self._spatial: Tensor | None = None  # spatial_tables()
+        self.blocks = nn.ModuleList(STBlock(dim, heads, mlp_ratio, causal, spatial_rope=self.spatial_grid is not None)
+                                    for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
@@ -244,8 +271,9 @@ class STTransformer(nn.Module):
         nothing past the keys/values on the others."""
         if cache is None:
             tables = rotary_tables(torch.arange(x.shape[1], device=x.device), self.head_dim)
+            spatial = self.spatial_tables(x.device)
             for i, block in enumerate(self.blocks):
-                x = block(x, tables, keep=keep if i == self.depth - 1 else 0)
+                x = block(x, tables, keep=keep if i == self.depth - 1 else 0, spatial_tables=spatial)
             return self.norm(x)
         t = x.shape[1]
         commit = t if update_cache is True else int(update_cache)
@@ -261,16 +289,24 @@ class STTransformer(nn.Module):
         kind = x.device.type
         dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
         k, v = cache.buffers(x.new_empty(x.shape[0] * x.shape[2], heads, t, x.shape[-1] // heads, dtype=dtype))
-        x = (self._compiled or self._cached_blocks)(x, positions, slots, mask, k, v, keep)
+        x = (self._compiled or self._cached_blocks)(x, positions, slots, mask, k, v, keep, self.spatial_tables(x.device))
         cache.commit(commit)
         return x
 
+    def spatial_tables(self, device) -> Tensor | None:
+        """spatial_rotary_tables of the grid (None without one), made once per device."""
+        if self.spatial_grid is None:
+            return None
+        if self._spatial is None or self._spatial.device != torch.device(device):
+            self._spatial = spatial_rotary_tables(*self.spatial_grid, self.head_dim, device)
+        return self._spatial
+
     def _cached_blocks(self, x: Tensor, positions: Tensor, slots: Tensor | slice, mask: Tensor, k: Tensor, v: Tensor,
-                       keep: int = 0) -> Tensor:
+                       keep: int = 0, spatial: Tensor | None = None) -> Tensor:
         """The blocks over frames that follow the cached ones (tensors in, no Python state: compilable)."""
         tables = rotary_tables(positions, self.head_dim)
         for i, block in enumerate(self.blocks):
-            x = block(x, tables, (k[i], v[i], slots, mask), keep=keep if i == self.depth - 1 else 0)
+            x = block(x, tables, (k[i], v[i], slots, mask), keep=keep if i == self.depth - 1 else 0, spatial_tables=spatial)
         return self.norm(x)
 
     def compile_cached(self, mode: str | None = None) -> None:
