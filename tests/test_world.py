@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch import Tensor
 
 from data_pipeline.dataset import ClipDataset
@@ -481,6 +482,9 @@ def test_init_starts_a_run_from_a_bundles_weights_and_freeze_lam_keeps_its_lam(t
     (old / "config.json").write_text(json.dumps(config))
     assert main([*args, "--out", str(tmp_path / "other"), f"train.init={old}", "lam.encoder_history=false"]) == 2
     assert "its lam.encoder_history is True but this run's is False" in capsys.readouterr().err
+    # spatial rotary attention changes what the dynamics computes, not its weights: a warm start may add it
+    assert main([*args, "--out", str(tmp_path / "rope"), f"train.init={old}", "dynamics.spatial_rope=true"]) == 0
+    assert yaml.safe_load((tmp_path / "rope" / "config.yaml").read_text())["dynamics"]["spatial_rope"] is True
 
 
 def test_decoder_only_trains_a_worlds_decoder_and_export_puts_it_back_with_the_same_tokens(trained_world, tmp_path,

@@ -338,6 +338,9 @@ def _train(stage: str, config: str | None, data: str, out: Path, overrides: list
 
 # keys that shape only the training (inputs, losses): a run may start from a bundle that differs in them
 TRAINING_ONLY = {"dynamics": tuple(k.split(".", 1)[1] for k in RESUMABLE_KEYS), "tokenizer": ("beta", "restart_every")}
+# keys that change what a network computes but not its weights: a run may start (train.init) from a bundle
+# trained without them, and learns the difference (a warm start)
+WARM_START = {"dynamics": ("spatial_rope",)}
 
 
 def bundle_weights(bundle: str, parts: list[str], sections: dict[str, Any]) -> dict[str, dict]:
@@ -350,7 +353,7 @@ def bundle_weights(bundle: str, parts: list[str], sections: dict[str, Any]) -> d
     out = {}
     for part in parts:
         raw, out[part] = component(config, weights, part, path)
-        differs = config_differs(part, raw, sections[part], path)
+        differs = config_differs(part, raw, sections[part], path, may_differ=WARM_START.get(part, ()))
         if differs:
             k, theirs, ours = differs
             raise GenieError(f"train.init {path}: its {part}.{k} is {theirs!r} but this run's is {ours!r}; "
@@ -358,17 +361,19 @@ def bundle_weights(bundle: str, parts: list[str], sections: dict[str, Any]) -> d
     return out
 
 
-def config_differs(part: str, raw: dict, section: Any, path: Path) -> tuple[str, Any, Any] | None:
+def config_differs(part: str, raw: dict, section: Any, path: Path, may_differ: tuple[str, ...] = ()
+                   ) -> tuple[str, Any, Any] | None:
     """The first key (with the bundle's and our value) in which a bundle's `part` config (raw dict, keys
     it predates take their defaults) differs from `section` in what the weights mean: training-only
-    keys may differ, and a tokenizer's decoder may be deeper than the bundle's (blocks are added)."""
+    keys and `may_differ` may differ, and a tokenizer's decoder may be deeper than the bundle's (blocks
+    are added)."""
     from genie.config import from_dict
 
     theirs = asdict(from_dict(type(section), raw, f"{path} [{part}]"))
     ours = asdict(section)
     for k in ours:
         deeper = part == "tokenizer" and k == "decoder_depth" and theirs[k] < ours[k]
-        if k not in TRAINING_ONLY.get(part, ()) and theirs[k] != ours[k] and not deeper:
+        if k not in TRAINING_ONLY.get(part, ()) + may_differ and theirs[k] != ours[k] and not deeper:
             return k, theirs[k], ours[k]
     return None
 
