@@ -65,7 +65,7 @@ def measure_motion(rollouts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     gray = rollouts.astype(np.float32).mean(-1)  # [P, A, K+1, H, W]
     p, a, k1, h, w = gray.shape
-    shift = np.cumsum(view_shift(rollouts), axis=2)  # [P, A, K, 2] total shift of frame t from frame 0
+    shift = np.cumsum(view_shift(gray[..., None]), axis=2)  # [P, A, K, 2] total shift of frame t from frame 0
     common = np.median(shift, axis=1, keepdims=True)  # [P, 1, K, 2] what every action shifts (a scroll)
     steps = np.arange(1, k1, dtype=np.float32)[:, None]  # [K, 1]
     camera = -(shift - common) / steps  # [P, A, K, 2]
