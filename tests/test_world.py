@@ -421,8 +421,10 @@ def test_world_run_resumes_and_continues(trained_world, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained_world / "run", run)
     resume = ["train", "world", "--data", str(trained_world / "data"), "--out", str(run), "--resume", *FAST]
-    assert main([*resume, "dynamics.dim=64"]) == 2  # the model's shape stays
-    assert "cannot change dynamics.dim when resuming" in capsys.readouterr().err
+    assert main([*resume, "dynamics.dim=96"]) == 2  # the model's shape stays
+    assert "cannot change dynamics.dim when resuming (the run has 64, asked 96" in capsys.readouterr().err
+    # the command that started the run, repeated with --resume, goes on (its shape is the run's own)
+    assert main([*resume, "dynamics.dim=64", "train.max_steps=5"]) == 0
     # what only shapes the training inputs may change: the run goes on with action dropout
     assert main([*resume, "train.max_steps=6", "train.ckpt_every=1", "dynamics.action_dropout=0.1"]) == 0
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6

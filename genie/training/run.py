@@ -122,16 +122,19 @@ def resolve_config(stage: str, config: str | None, overrides: list[str], out: Pa
                    tokenizer_cfg=None) -> dict[str, Any]:
     """-> one config dataclass per section (e.g. model, train), from the YAML (or the run's own
     config.yaml when resuming) plus overrides. On resume only train.* keys and RESUMABLE_KEYS
-    (what shapes the training inputs, not the model) may change."""
+    (what shapes the training inputs, not the model) may change; other keys may be given with the
+    run's own values (the starting command, repeated)."""
     spec = _stages()[stage]
     pairs = parse_overrides(overrides)
     if resume:
         saved = out / "config.yaml"
         raw, source = load_yaml(saved), str(saved)
-        changed = [k for k, _ in pairs if not k.startswith("train.") and k not in RESUMABLE_KEYS]
-        if changed:
-            raise GenieError(f"{out}: cannot change {changed[0]} when resuming (only train.* keys and "
-                             f"{', '.join(RESUMABLE_KEYS)} may change)")
+        for key, value in pairs:  # the starting command may be repeated: only a new value is refused
+            section, name = key.split(".", 1)
+            had = (raw.get(section) or {}).get(name)
+            if not key.startswith("train.") and key not in RESUMABLE_KEYS and value != had:
+                raise GenieError(f"{out}: cannot change {key} when resuming (the run has {had!r}, asked "
+                                 f"{value!r}; only train.* keys and {', '.join(RESUMABLE_KEYS)} may change)")
     else:
         if config is None:
             raise GenieError("--config is required to start a run")
